@@ -45,7 +45,8 @@ func goldenEnvelopes() map[string]*Envelope {
 				{ID: fixedID(4), Status: AckDuplicate},
 				{ID: fixedID(5), Status: AckRejected, Reason: "unknown office \"nowhere\""},
 			},
-			Chunks: []ChunkAck{{Blob: fixedID(2), Offset: 65536, Status: AckStored, Complete: true}},
+			Chunks:  []ChunkAck{{Blob: fixedID(2), Offset: 65536, Status: AckStored, Complete: true}},
+			Results: []uuid.UUID{fixedID(7)},
 		}),
 		"hello": env(4, &SyncHello{Session: fixedID(6), Lowest: 40, Highest: 57}),
 		"sync": env(5, &SyncState{

@@ -169,10 +169,19 @@ func (s AckStatus) String() string               { return enumName(ackStatusName
 func (s AckStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Ack is the server's application-level acknowledgement, sent only after the
-// acknowledged data is durably stored. It batches records and chunks.
+// acknowledged data is durably stored. It batches records, chunks and command
+// results.
+//
+// The server stores a device's records in sequence order: a record whose
+// predecessor it lacks is neither stored nor acknowledged, and the device's
+// retransmission (oldest unacknowledged first) fills the gap. Likewise a
+// chunk is stored only at the offset up to which the blob is complete.
 type Ack struct {
 	Records []RecordAck `cbor:"1,keyasint,omitempty" json:"records,omitempty"`
 	Chunks  []ChunkAck  `cbor:"2,keyasint,omitempty" json:"chunks,omitempty"`
+	// Results names the command results the server has stored; the device
+	// stops resending them.
+	Results []uuid.UUID `cbor:"3,keyasint,omitempty" json:"results,omitempty"`
 }
 
 // RecordAck is the verdict on one record.
@@ -195,8 +204,16 @@ type ChunkAck struct {
 func (*Ack) Type() Type { return TypeAck }
 
 func (a *Ack) Validate() error {
-	if len(a.Records)+len(a.Chunks) == 0 {
+	if len(a.Records)+len(a.Chunks)+len(a.Results) == 0 {
 		return invalid("ack", "acknowledges nothing")
+	}
+	if len(a.Results) > MaxAckItems {
+		return fieldErr("ack.results", ErrTooLarge, "%d entries, at most %d", len(a.Results), MaxAckItems)
+	}
+	for i, id := range a.Results {
+		if id == uuid.Nil {
+			return invalid("ack.results["+strconv.Itoa(i)+"]", "not set")
+		}
 	}
 	if len(a.Records) > MaxAckItems {
 		return fieldErr("ack.records", ErrTooLarge, "%d entries, at most %d", len(a.Records), MaxAckItems)
