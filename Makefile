@@ -1,0 +1,96 @@
+# Kogge — build, test and tooling. `make` alone lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.NOTPARALLEL:
+MAKEFLAGS += --no-builtin-rules --no-print-directory
+
+GO        ?= go
+TESTFLAGS ?=
+FUZZTIME  ?= 60s
+
+# staticcheck 2026.2.2; this version works with Go 1.26. Run through `go run`,
+# so it is not a dependency of the module.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Debian packages the build and the tests need; `make deps` installs the missing
+# ones. Later issues add more here, each with its reason below: chromium
+# (dashboard tests), xvfb (GUI smoke tests), libpcsclite-dev pcscd vsmartcard-vpcd
+# (PC/SC card readers), libusb-1.0-0-dev (gousb), the fyne X11/GL headers,
+# ausweisapp2 (eID SDK peer).
+DEB_PACKAGES := gcc pkg-config mosquitto mosquitto-clients
+
+why.gcc               := C compiler for cgo (SQLite through mattn/go-sqlite3)
+why.pkg-config        := finds C libraries for cgo builds
+why.mosquitto         := external MQTT broker for the broker black-box tests
+why.mosquitto-clients := mosquitto_pub and mosquitto_sub for the broker black-box tests
+
+.PHONY: help deps build test check-fmt vet fuzz demo bench bench-agent lint
+
+help: ## list the targets
+	@echo "Kogge make targets:"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@echo
+	@echo "Variables: TESTFLAGS (extra go test flags, e.g. TESTFLAGS='-run TestX -v'),"
+	@echo "           FUZZTIME (per fuzz target, default 60s), GO (go command)."
+
+deps: ## install the Debian packages the build and tests need (only missing ones)
+	@declare -A why=( $(foreach p,$(DEB_PACKAGES),[$(p)]='$(why.$(p))') ); \
+	missing=(); \
+	for p in $(DEB_PACKAGES); do \
+	  status=$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null || true); \
+	  [[ $$status == "install ok installed" ]] || missing+=("$$p"); \
+	done; \
+	if (( $${#missing[@]} == 0 )); then \
+	  echo "deps: all Debian packages present ($(DEB_PACKAGES))"; \
+	  exit 0; \
+	fi; \
+	echo "deps: installing missing Debian packages:"; \
+	for p in "$${missing[@]}"; do printf '  %-18s %s\n' "$$p" "$${why[$$p]:-}"; done; \
+	sudo=; (( $$(id -u) == 0 )) || sudo=sudo; \
+	$$sudo apt-get update; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$${missing[@]}"
+
+build: ## go build ./... and build every cmd/* main into bin/
+	$(GO) build ./...
+	@mkdir -p bin
+	@for dir in cmd/*/; do \
+	  [[ -d $$dir ]] || continue; \
+	  name=$$(basename "$$dir"); \
+	  echo "$(GO) build -o bin/$$name ./cmd/$$name"; \
+	  $(GO) build -o "bin/$$name" "./cmd/$$name"; \
+	done
+
+test: deps check-fmt vet ## deps, gofmt check, go vet, then race tests (TESTFLAGS=...)
+	$(GO) test -race -timeout 25m $(TESTFLAGS) ./...
+
+check-fmt: ## fail listing the Go files gofmt would change
+	@unformatted=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './bin/*' -print0 \
+	  | xargs -0 -r gofmt -l); \
+	if [[ -n $$unformatted ]]; then \
+	  echo "gofmt: these files are not formatted (run gofmt -w on them):"; \
+	  echo "$$unformatted" | sed 's/^/  /'; \
+	  exit 1; \
+	fi; \
+	echo "gofmt: ok"
+
+vet: ## go vet ./...
+	$(GO) vet ./...
+
+fuzz: ## run every Fuzz* target one after another, each for FUZZTIME (default 60s)
+	@GO='$(GO)' FUZZTIME='$(FUZZTIME)' bash scripts/fuzz.sh
+
+demo: ## the main job on embedded defaults (arrives with K5)
+	@echo "make demo arrives with issue K5: it will run kogge-sim demo, i.e. the fleet server"
+	@echo "on embedded defaults (its own MQTT broker and SQLite), simulated devices and"
+	@echo "procedures, and the dashboard. Nothing to run yet."
+
+bench: ## benchmark scenarios, kogge-sim bench (arrives with K5)
+	@echo "make bench arrives with issue K5: it will run kogge-sim bench. Nothing to run yet."
+
+bench-agent: ## agent benchmarks (arrives with K2)
+	@echo "make bench-agent arrives with issue K2. Nothing to run yet."
+
+lint: deps check-fmt vet ## gofmt check, go vet and staticcheck
+	$(GO) run $(STATICCHECK) ./...
