@@ -116,6 +116,24 @@ func TestMigrationFilesMatch(t *testing.T) {
 	}
 }
 
+func TestFileMode(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "kogge.db")
+	db, err := Open(context.Background(), file, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, name := range []string{file, file + "-wal"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v; only the owner may read it", name, fi.Mode().Perm())
+		}
+	}
+}
+
 func TestSettings(t *testing.T) {
 	backends(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()

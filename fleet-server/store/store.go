@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -104,6 +105,14 @@ func openSQLite(file string, opts Options) (*DB, error) {
 	if file == "" {
 		return nil, errors.New("open sqlite: empty path")
 	}
+	// The store holds the fleet CA's key and sealed personal data: only the
+	// server's user may read it. SQLite gives the -wal and -shm files the
+	// main file's mode.
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", file, err)
+	}
+	f.Close()
 	// synchronous=FULL: a commit is on disk before the server acks.
 	params := "?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=10000&_foreign_keys=on"
 	write, err := sql.Open("sqlite3", "file:"+file+params+"&_txlock=immediate")

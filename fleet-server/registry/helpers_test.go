@@ -1,0 +1,209 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/pem"
+	"io"
+	"log"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kogge-fleet/kogge/fleet-server/store"
+)
+
+// stores runs fn with a SQLite store always and with PostgreSQL when
+// KOGGE_TEST_POSTGRES_URL is set (each in a fresh schema); under CI=true a
+// missing PostgreSQL fails.
+func stores(t *testing.T, fn func(t *testing.T, db *store.DB)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "kogge.db"), store.Options{Logger: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		fn(t, db)
+	})
+	t.Run("postgres", func(t *testing.T) { fn(t, openTestPostgres(t)) })
+}
+
+func openTestPostgres(t *testing.T) *store.DB {
+	t.Helper()
+	base := os.Getenv("KOGGE_TEST_POSTGRES_URL")
+	if base == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("KOGGE_TEST_POSTGRES_URL is not set; CI needs the PostgreSQL suite (see .ci/run)")
+		}
+		t.Skip("KOGGE_TEST_POSTGRES_URL not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.PingContext(ctx); err != nil {
+		t.Fatalf("PostgreSQL at KOGGE_TEST_POSTGRES_URL does not answer: %v", err)
+	}
+	schema := "t_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if a, err := sql.Open("pgx", base); err == nil {
+			a.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			a.Close()
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	db, err := store.Open(ctx, u.String(), store.Options{MaxOpenConns: 4, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// clock is a settable clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// logBuffer is a concurrency-safe log sink.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// newRegistry opens a registry on db with a settable clock.
+func newRegistry(t *testing.T, db *store.DB, opts Options) (*Registry, *clock) {
+	t.Helper()
+	c := newClock()
+	if opts.Now == nil {
+		opts.Now = c.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = quietLog()
+	}
+	r, err := New(context.Background(), db, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, c
+}
+
+// groupAndCode creates a group and a code for it and returns the code.
+func groupAndCode(t *testing.T, r *Registry, group string) string {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := r.Group(ctx, group); err != nil {
+		if _, err := r.CreateGroup(ctx, group, "Group "+group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := r.CreateCode(ctx, group, CodeOptions{Note: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Secret
+}
+
+// csrPEM makes a key and a CSR for it.
+func csrPEM(t testing.TB, curve elliptic.Curve) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "ignored"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+// enrollServer serves r.Handler over HTTPS with the registry's server
+// certificate, like the fleet server does.
+func enrollServer(t *testing.T, r *Registry) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(r.Handler())
+	srv.TLS = r.HTTPSTLSConfig()
+	// httptest puts its own certificate into an empty Certificates list,
+	// which would win over GetCertificate for clients without SNI.
+	cert, err := r.ServerCertificate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLS.Certificates = []tls.Certificate{*cert}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func pemDecode(b []byte) ([]byte, []byte) {
+	block, rest := pem.Decode(b)
+	if block == nil {
+		return nil, rest
+	}
+	return block.Bytes, rest
+}
+
+func pemEncode(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
