@@ -259,7 +259,9 @@ type SyncHello struct {
 	// Session identifies the connection; the SyncState echoes it.
 	Session uuid.UUID `cbor:"1,keyasint" json:"session"`
 	// Lowest is the lowest sequence the device still holds unacknowledged,
-	// 0 if none. Everything below it the device knows to be stored.
+	// 0 if none. The device never sends a sequence below it again: what
+	// the server lacks below it was wiped on the device (the wipe-unsent
+	// command), and the server moves past that gap instead of waiting.
 	Lowest uint64 `cbor:"2,keyasint,omitempty" json:"lowest,omitempty"`
 	// Highest is the highest sequence the device has assigned, 0 if none.
 	Highest uint64 `cbor:"3,keyasint,omitempty" json:"highest,omitempty"`
