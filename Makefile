@@ -89,8 +89,9 @@ demo: ## the main job on embedded defaults (arrives with K5)
 bench: ## benchmark scenarios, kogge-sim bench (arrives with K5)
 	@echo "make bench arrives with issue K5: it will run kogge-sim bench. Nothing to run yet."
 
-bench-agent: ## agent benchmarks (arrives with K2)
-	@echo "make bench-agent arrives with issue K2. Nothing to run yet."
+bench-agent: ## agent benchmarks: group commit, drain rate, idle memory
+	$(GO) test -run='^$$' -bench='BenchmarkCommitRatio' -benchtime=1x ./agent/store/
+	$(GO) test -run='^$$' -bench='BenchmarkDrain|BenchmarkIdleMemory' -benchtime=1x ./agent/
 
 lint: deps check-fmt vet ## gofmt check, go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...

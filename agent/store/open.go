@@ -187,6 +187,11 @@ func setup(ctx context.Context, c *sql.Conn) error {
 	}
 	for _, pragma := range []string{
 		"PRAGMA synchronous = FULL",
+		// Overwrite deleted content with zeros: a sealed body or a
+		// fingerprint deleted after the server's ack must not linger in
+		// free pages. The WAL keeps the old frames only until the next
+		// checkpoint truncates it (journal_size_limit below).
+		"PRAGMA secure_delete = ON",
 		// Truncate the WAL after a checkpoint so that a burst of large
 		// blobs does not keep its space.
 		"PRAGMA journal_size_limit = 16777216",

@@ -1,0 +1,187 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kogge-fleet/kogge/agent/store"
+)
+
+// Receipt says that a capture is durable on the device.
+type Receipt struct {
+	ID        uuid.UUID
+	Seq       uint64
+	CreatedAt time.Time
+}
+
+// Capture saves a capture durably and returns its receipt only then; the
+// sync engine sends it as soon as it can. A full store gives an error
+// wrapping store.ErrFull that says how full it is.
+func (a *Agent) Capture(ctx context.Context, c store.Capture) (Receipt, error) {
+	rec, err := a.st.Save(ctx, c)
+	if err != nil {
+		a.health.Poke()
+		return Receipt{}, err
+	}
+	a.engine.Poke()
+	return Receipt{ID: rec.ID, Seq: rec.Seq, CreatedAt: rec.CreatedAt.Time()}, nil
+}
+
+// State is where a record stands, as the app shows it.
+type State uint8
+
+const (
+	// Saved: durable on the device.
+	Saved State = iota + 1
+	// Sent: on its way to the server, not yet acknowledged.
+	Sent
+	// Stored: the server stored it; its sealed body is gone from the device.
+	Stored
+	// Delivered: the office's bridge handed it to the procedure.
+	Delivered
+	// Accepted: the procedure confirmed it, usually with a reference.
+	Accepted
+	// InProgress: the procedure is working on it.
+	InProgress
+	// Closed: the case is closed.
+	Closed
+	// Failed: delivery failed for good; the office follows up.
+	Failed
+	// Erased: the body was erased, downstream or by a wipe before sending.
+	Erased
+	// Rejected: the server refused it; Reason says why.
+	Rejected
+)
+
+var stateNames = map[State]string{
+	Saved: "saved", Sent: "sent", Stored: "stored", Delivered: "delivered", Accepted: "accepted",
+	InProgress: "in-progress", Closed: "closed", Failed: "failed", Erased: "erased", Rejected: "rejected",
+}
+
+func (s State) String() string {
+	if n, ok := stateNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("state(%d)", s)
+}
+
+var fromStore = map[store.State]State{
+	store.Saved: Saved, store.Stored: Stored, store.Delivered: Delivered, store.Accepted: Accepted,
+	store.InProgress: InProgress, store.Closed: Closed, store.Failed: Failed, store.Erased: Erased,
+	store.Rejected: Rejected,
+}
+
+// Status is a record's state with what the server said about it.
+type Status struct {
+	ID        uuid.UUID
+	Seq       uint64
+	State     State
+	Reference string // the procedure's reference number
+	Reason    string // why the server rejected it
+	Note      string
+	At        time.Time
+}
+
+func (a *Agent) statusOf(e store.Entry) Status {
+	s := Status{ID: e.ID, Seq: e.Seq, State: fromStore[e.State], Reference: e.Reference, Reason: e.Reason, Note: e.Note, At: e.UpdatedAt}
+	if s.State == Saved {
+		a.mu.Lock()
+		if a.sent[e.ID] {
+			s.State = Sent
+		}
+		a.mu.Unlock()
+	}
+	return s
+}
+
+// Status returns a record's state; store.ErrNotFound if the device does not
+// know it.
+func (a *Agent) Status(ctx context.Context, id uuid.UUID) (Status, error) {
+	e, err := a.st.Get(ctx, id)
+	if err != nil {
+		return Status{}, err
+	}
+	return a.statusOf(e), nil
+}
+
+// Watch returns a channel of state changes of every record, and a function
+// that ends the subscription. The channel keeps the newest 256 changes; a
+// watcher that falls behind misses older ones and can catch up with
+// Status. Changes are delivered while Run runs.
+func (a *Agent) Watch() (<-chan Status, func()) {
+	ch := make(chan Status, 256)
+	a.mu.Lock()
+	a.watchers[ch] = struct{}{}
+	a.mu.Unlock()
+	return ch, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if _, ok := a.watchers[ch]; ok {
+			delete(a.watchers, ch)
+			close(ch)
+		}
+	}
+}
+
+// runWatch fans the store's state changes and the engine's "sent" events
+// out to the watchers.
+func (a *Agent) runWatch(ctx context.Context) error {
+	defer a.unwatch()
+	entries := a.entries
+	for {
+		var s Status
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-entries:
+			if !ok {
+				return nil // the store is closing
+			}
+			s = a.statusOf(e)
+			if e.State != store.Saved {
+				a.mu.Lock()
+				delete(a.sent, e.ID)
+				a.mu.Unlock()
+			}
+		case s = <-a.events:
+		}
+		a.mu.Lock()
+		for ch := range a.watchers {
+			for {
+				select {
+				case ch <- s:
+				default:
+					select { // full: drop the oldest
+					case <-ch:
+					default:
+					}
+					continue
+				}
+				break
+			}
+		}
+		a.mu.Unlock()
+	}
+}
+
+// leveled filters a handler by a level that can change at run time.
+type leveled struct {
+	slog.Handler
+	level slog.Leveler
+}
+
+func (h leveled) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level.Level() && h.Handler.Enabled(ctx, l)
+}
+
+func (h leveled) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return leveled{h.Handler.WithAttrs(attrs), h.level}
+}
+
+func (h leveled) WithGroup(name string) slog.Handler {
+	return leveled{h.Handler.WithGroup(name), h.level}
+}
