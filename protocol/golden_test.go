@@ -53,6 +53,7 @@ func goldenEnvelopes() map[string]*Envelope {
 			Session: fixedID(6), Missing: []SeqRange{{From: 43, To: 45}, {From: 50, To: 57}},
 			Blobs:      []BlobProgress{{Record: fixedID(1), Blob: fixedID(2), Have: 131072}},
 			ServerTime: t0 + 7,
+			Stored:     42,
 		}),
 		"heartbeat": env(6, &Heartbeat{
 			QueueDepth: 3, OldestUnsentMillis: 90000, DiskFree: 12 << 30, BudgetUsed: 40 << 20, BudgetTotal: 512 << 20,

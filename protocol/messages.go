@@ -301,6 +301,12 @@ type BlobProgress struct {
 // blobs of stored records, so that uploads resume where they stopped.
 // Truncated is set when the lists were cut at MaxGaps; the device then sends
 // another SyncHello once it has sent what was listed.
+//
+// Stored is the server's watermark for the device: every sequence up to it
+// is stored, refused or wiped. A device whose highest sequence is below it
+// has lost its store (a damaged file moved aside) and numbers anew from
+// 1: it must not mark anything stored from this answer, but renumber its
+// unacknowledged records above Stored and say hello again.
 type SyncState struct {
 	Session   uuid.UUID      `cbor:"1,keyasint" json:"session"`
 	Missing   []SeqRange     `cbor:"2,keyasint,omitempty" json:"missing,omitempty"`
@@ -308,6 +314,7 @@ type SyncState struct {
 	Truncated bool           `cbor:"4,keyasint,omitempty" json:"truncated,omitempty"`
 	// ServerTime lets the device measure its clock offset.
 	ServerTime Timestamp `cbor:"5,keyasint" json:"server_time"`
+	Stored     uint64    `cbor:"6,keyasint,omitempty" json:"stored,omitempty"`
 }
 
 func (*SyncState) Type() Type { return TypeSyncState }
