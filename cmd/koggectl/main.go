@@ -2,9 +2,19 @@
 // developers.
 //
 //	koggectl decode [--topic T] FILE|-   print a wire payload as JSON
+//	koggectl group list|create
+//	koggectl enroll-code create|list|revoke
+//	koggectl device list|show|revoke
+//	koggectl twin get|set
+//	koggectl command send|status|list
+//
+// The admin commands talk to the fleet server's REST API; see admin.go for
+// --server, --token, --token-file and --json.
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,8 +24,15 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run executes one koggectl command and returns the exit code.
+// run executes one koggectl command with the process environment and
+// returns the exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runWith(args, os.Getenv, stdin, stdout, stderr)
+}
+
+// runWith executes one koggectl command and returns the exit code: 0 on
+// success, 1 when the command failed, 2 for a bad command line.
+func runWith(args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
@@ -24,12 +41,30 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "decode":
 		err = decodeCmd(args[1:], stdin, stdout, stderr)
+	case "group":
+		err = groupCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "enroll-code":
+		err = enrollCodeCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "device":
+		err = deviceCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "twin":
+		err = twinCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "command":
+		err = commandCmd(args[1:], getenv, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "koggectl: unknown command %q\n", args[0])
 		usage(stderr)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "koggectl %s: %v\n", args[0], err)
 		return 2
 	}
 	if err != nil {
@@ -45,5 +80,32 @@ func usage(w io.Writer) {
 commands:
   decode [--topic T] FILE|-   print a Kogge wire payload as indented JSON;
                               with --topic, also check that the topic carries it
+
+fleet administration, through the fleet server's REST API:
+  group list
+  group create [--id ID] NAME
+  enroll-code create --group G [--ttl 24h] [--note TEXT]
+                              a one-time enrollment code and the CA fingerprint
+  enroll-code list [--group G]
+  enroll-code revoke ID
+  device list [--group G] [--state S] [--software V] [--seen-within D]
+              [--not-seen-for D] [--limit N]
+  device show ID              inventory, certificates, presence, health, sync
+  device revoke ID [--reason TEXT]
+  twin get --device D | --group G
+  twin set --device D | --group G FILE.json|-
+                              FILE holds the configuration object; for a
+                              device it is the device's override
+  command send --device D | --group G NAME [KEY=VALUE ...] [--ttl D]
+  command status ID
+  command list --device D [--limit N]
+
+flags of the fleet administration commands:
+  --server URL        API base URL (KOGGE_SERVER, default http://127.0.0.1:8080)
+  --token-file FILE   file holding the API token (KOGGE_TOKEN_FILE; default the
+                      api-token file in the server's default data directory)
+  --token TOKEN       the API token (KOGGE_TOKEN)
+  --json              print JSON for scripts
+  --timeout D         timeout of each request (default 30s)
 `)
 }

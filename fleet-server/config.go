@@ -1,0 +1,315 @@
+package fleetserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kogge-fleet/kogge/fleet-server/registry"
+)
+
+// Config is the fleet server's configuration. Every field can be set in the
+// JSON configuration file, as a KOGGE_* environment variable and as a flag
+// (see internal/config); `kogge-server --print-config` prints the result.
+//
+// The data directory holds the SQLite database (unless Database names
+// PostgreSQL), the generated API token, and the blobs the devices upload.
+// Its default is /var/lib/kogge when the server runs as root, and otherwise
+// $XDG_DATA_HOME/kogge, or ~/.local/share/kogge when XDG_DATA_HOME is unset.
+type Config struct {
+	DataDir  string `config:"data-dir" usage:"where the server keeps its data: database, API token, blobs (default /var/lib/kogge for root, else $XDG_DATA_HOME/kogge or ~/.local/share/kogge)"`
+	Database string `config:"database" usage:"database: a SQLite file path or a postgres:// URL (default: kogge.db in the data directory)"`
+
+	API       APIConfig       `config:"api"`
+	Enroll    EnrollConfig    `config:"enroll"`
+	Broker    BrokerConfig    `config:"broker"`
+	TLS       TLSConfig       `config:"tls"`
+	Heartbeat HeartbeatConfig `config:"heartbeat"`
+	Log       LogConfig       `config:"log"`
+}
+
+// APIConfig configures the REST API.
+type APIConfig struct {
+	// Listen is the plain-HTTP address of the API. Production puts it
+	// behind a TLS-terminating proxy; the default listens on loopback only.
+	Listen string `config:"listen" usage:"address of the REST API, /metrics and health (plain HTTP; put TLS in front in production)"`
+	// Token is the bearer token for /api/v1. Empty: one is generated at the
+	// first start and kept in TokenFile.
+	Token string `config:"token" secret:"true" usage:"bearer token for /api/v1 (default: generated once and stored in the data directory)"`
+}
+
+// EnrollConfig configures enrollment.
+type EnrollConfig struct {
+	// Listen is the HTTPS address devices enroll and renew at.
+	Listen string `config:"listen" usage:"HTTPS address of the enrollment endpoint (POST /enroll/v1)"`
+	// CertLifetime is how long a device certificate is valid.
+	CertLifetime time.Duration `config:"cert-lifetime" usage:"lifetime of device certificates"`
+	// CodeTTL is the default lifetime of an enrollment code.
+	CodeTTL time.Duration `config:"code-ttl" usage:"default lifetime of enrollment codes"`
+}
+
+// BrokerConfig configures the embedded MQTT broker.
+type BrokerConfig struct {
+	// Listen is the mTLS listener devices connect to.
+	Listen string `config:"listen" usage:"address of the MQTT broker's TLS listener (client certificates required)"`
+	// DevListen is a plain-TCP listener without client certificates, for
+	// development only. Empty: off.
+	DevListen string `config:"dev-listen" usage:"plain-TCP MQTT listener for development, without TLS (default off)"`
+	// PublicAddress is the broker address devices get at enrollment, for
+	// example mqtts://fleet.example.org:8883. Empty: mqtts:// with the first
+	// TLS name and the port of Listen.
+	PublicAddress string `config:"public-address" usage:"broker address given to devices at enrollment (default mqtts://FIRST-TLS-NAME:PORT)"`
+	// Keepalive is the MQTT keepalive devices are expected to use; presence
+	// declares a silent device offline after twice this.
+	Keepalive time.Duration `config:"keepalive" usage:"MQTT keepalive; a silent device is offline after at most twice this"`
+}
+
+// TLSConfig configures the server's own certificate, which the fleet CA
+// issues for the enrollment endpoint and the broker.
+type TLSConfig struct {
+	Names []string `config:"names" usage:"DNS names and IP addresses in the server certificate (comma-separated)"`
+}
+
+// HeartbeatConfig configures the health time series.
+type HeartbeatConfig struct {
+	Retention time.Duration `config:"retention" usage:"how long heartbeats are kept"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `config:"level" usage:"log level: debug, info, warn, error"`
+	Format string `config:"format" usage:"log format: auto (text on a terminal, else JSON), text or json"`
+}
+
+// Defaults that are not derived from the environment.
+const (
+	DefaultAPIListen      = "127.0.0.1:8080"
+	DefaultEnrollListen   = ":8443"
+	DefaultBrokerListen   = ":8883"
+	DefaultCertLifetime   = 90 * 24 * time.Hour
+	DefaultCodeTTL        = 24 * time.Hour
+	DefaultKeepalive      = 30 * time.Second
+	DefaultHeartbeatKeep  = 14 * 24 * time.Hour
+	DatabaseFile          = "kogge.db"
+	TokenFile             = "api-token"
+	minCertLifetime       = time.Hour
+	minKeepalive          = 5 * time.Second // presence needs it well above its 1 s last-seen resolution
+	maxKeepalive          = 18 * time.Hour  // MQTT 3.1.1 keepalive is a 16-bit count of seconds
+	minHeartbeatRetention = time.Hour
+)
+
+// DefaultConfig returns the configuration the server runs with when nothing
+// is configured.
+func DefaultConfig() Config {
+	host, err := os.Hostname()
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if err == nil && host != "" && host != "localhost" {
+		names = append([]string{host}, names...)
+	}
+	return Config{
+		DataDir:   defaultDataDir(os.Geteuid(), os.Getenv, os.UserHomeDir),
+		API:       APIConfig{Listen: DefaultAPIListen},
+		Enroll:    EnrollConfig{Listen: DefaultEnrollListen, CertLifetime: DefaultCertLifetime, CodeTTL: DefaultCodeTTL},
+		Broker:    BrokerConfig{Listen: DefaultBrokerListen, Keepalive: DefaultKeepalive},
+		TLS:       TLSConfig{Names: names},
+		Heartbeat: HeartbeatConfig{Retention: DefaultHeartbeatKeep},
+		Log:       LogConfig{Level: "info", Format: "auto"},
+	}
+}
+
+// defaultDataDir is /var/lib/kogge for root, else $XDG_DATA_HOME/kogge or
+// ~/.local/share/kogge.
+func defaultDataDir(euid int, getenv func(string) string, home func() (string, error)) string {
+	if euid == 0 {
+		return "/var/lib/kogge"
+	}
+	if x := getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "kogge")
+	}
+	if h, err := home(); err == nil && h != "" {
+		return filepath.Join(h, ".local", "share", "kogge")
+	}
+	// No home: a relative directory is better than none, and Validate
+	// accepts it; the start-up log names the absolute path.
+	return "kogge-data"
+}
+
+// Resolve fills in the settings whose defaults derive from others: the
+// database file in the data directory and the public broker address. It is
+// applied before --print-config, so that the printed configuration is the
+// one the server runs with.
+func (c Config) Resolve() Config {
+	c.TLS.Names = append([]string(nil), c.TLS.Names...)
+	if c.Database == "" && c.DataDir != "" {
+		c.Database = filepath.Join(c.DataDir, DatabaseFile)
+	}
+	// With port 0 the broker's port is known only once New has picked
+	// one; New resolves again then.
+	if c.Broker.PublicAddress == "" && len(c.TLS.Names) > 0 {
+		if _, port, err := net.SplitHostPort(c.Broker.Listen); err == nil && port != "0" {
+			c.Broker.PublicAddress = "mqtts://" + net.JoinHostPort(c.TLS.Names[0], port)
+		}
+	}
+	return c
+}
+
+// TokenPath is where a generated API token is kept.
+func (c Config) TokenPath() string { return filepath.Join(c.DataDir, TokenFile) }
+
+// BlobDir is where uploaded blobs are kept.
+func (c Config) BlobDir() string { return filepath.Join(c.DataDir, "blobs") }
+
+// Validate checks the configuration and says what is wrong with it in words
+// an operator can act on. It expects a resolved configuration.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.DataDir == "" {
+		add("data-dir is empty: name a directory for the server's data")
+	}
+	if c.Database == "" {
+		add("database is empty: name a SQLite file or a postgres:// URL")
+	} else if strings.Contains(c.Database, "://") {
+		u, err := url.Parse(c.Database)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			add("database %q: only postgres:// URLs or SQLite file paths are understood", redactURL(c.Database))
+		}
+	}
+	for _, l := range []struct{ name, addr string }{
+		{"api.listen", c.API.Listen}, {"enroll.listen", c.Enroll.Listen}, {"broker.listen", c.Broker.Listen},
+	} {
+		if err := checkListen(l.addr); err != nil {
+			add("%s: %v", l.name, err)
+		}
+	}
+	if c.Broker.DevListen != "" {
+		if err := checkListen(c.Broker.DevListen); err != nil {
+			add("broker.dev-listen: %v", err)
+		}
+	}
+	if c.Broker.PublicAddress != "" {
+		u, err := url.Parse(c.Broker.PublicAddress)
+		switch {
+		case err != nil:
+			add("broker.public-address %q: %v", c.Broker.PublicAddress, err)
+		case u.Scheme != "tls" && u.Scheme != "ssl" && u.Scheme != "mqtts":
+			add("broker.public-address %q: want mqtts://HOST:PORT (devices connect with TLS)", c.Broker.PublicAddress)
+		case u.Port() == "" || u.Port() == "0" || u.Hostname() == "":
+			add("broker.public-address %q: want mqtts://HOST:PORT with the port devices connect to", c.Broker.PublicAddress)
+		}
+	}
+	if c.API.Token != "" && len(c.API.Token) < 16 {
+		add("api.token is %d characters long: use at least 16, or leave it empty to have one generated", len(c.API.Token))
+	}
+	if len(c.TLS.Names) == 0 {
+		add("tls.names is empty: the server certificate needs at least one DNS name or IP address")
+	}
+	for _, n := range c.TLS.Names {
+		if n == "" || strings.ContainsAny(n, " /:") && net.ParseIP(n) == nil {
+			add("tls.names: %q is neither a DNS name nor an IP address", n)
+		}
+	}
+	if c.Enroll.CertLifetime < minCertLifetime {
+		add("enroll.cert-lifetime %v: at least %v", c.Enroll.CertLifetime, minCertLifetime)
+	}
+	if c.Enroll.CodeTTL < time.Minute || c.Enroll.CodeTTL > registry.MaxCodeLifetime {
+		add("enroll.code-ttl %v: between 1m and %v", c.Enroll.CodeTTL, registry.MaxCodeLifetime)
+	}
+	if c.Broker.Keepalive < minKeepalive || c.Broker.Keepalive > maxKeepalive {
+		add("broker.keepalive %v: between %v and %v", c.Broker.Keepalive, minKeepalive, maxKeepalive)
+	}
+	if c.Heartbeat.Retention < minHeartbeatRetention {
+		add("heartbeat.retention %v: at least %v", c.Heartbeat.Retention, minHeartbeatRetention)
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		add("log.level: %v", err)
+	}
+	switch c.Log.Format {
+	case "auto", "text", "json":
+	default:
+		add("log.format %q: want auto, text or json", c.Log.Format)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+}
+
+func checkListen(addr string) error {
+	if addr == "" {
+		return errors.New("empty: want HOST:PORT or :PORT")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not HOST:PORT or :PORT", addr)
+	}
+	return nil
+}
+
+// Printable returns a copy fit for --print-config: a password in a
+// PostgreSQL URL is replaced by xxxxx (the API token is a secret field and
+// is masked by the printer).
+func (c Config) Printable() Config {
+	if strings.Contains(c.Database, "://") {
+		c.Database = redactURL(c.Database)
+	}
+	return c
+}
+
+// redactURL hides the password of a URL for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// NewLogger returns the logger the configuration asks for, writing to w.
+// Format auto means text when w is a terminal and JSON otherwise.
+func NewLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
+	level, err := parseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	format := c.Format
+	if format == "auto" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log.format %q: want auto, text or json", c.Format)
+}
+
+// isTerminal reports whether w is a character device such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
