@@ -12,6 +12,12 @@
 // chunks, each with its digest, resuming at the offset the server reports.
 // Command results are sent until the server acknowledges them.
 //
+// A SyncState whose Stored (the server's watermark) lies above the highest
+// sequence the hello named says that the store was reset (a damaged file
+// moved aside) and numbers from 1 again, under numbers that name other
+// records at the server: the engine marks nothing from it, renumbers the
+// outbox above the watermark (Outbox.Rebase) and says hello again.
+//
 // The engine runs on one goroutine (Run); it declares what it needs from the
 // store (Outbox) and from the network (Transport).
 package sync
@@ -53,6 +59,12 @@ type Outbox interface {
 	// id; the engine publishes them as they are.
 	UnreportedResults(ctx context.Context, limit int) (map[uuid.UUID][]byte, error)
 	MarkResultsReported(ctx context.Context, ids ...uuid.UUID) error
+	// Rebase renumbers every record above+1, above+2, … in sequence
+	// order, with the counter following, unless every record lies above
+	// above already and the counter is not below it; it returns how many
+	// it renumbered. The engine calls it when the server's watermark lies
+	// above the highest sequence the hello named (the store was reset).
+	Rebase(ctx context.Context, above uint64) (int, error)
 }
 
 // Engine is the sync engine of one device.
@@ -791,6 +803,10 @@ func (e *Engine) onSyncState(ctx context.Context, m *protocol.SyncState) {
 		return
 	}
 	now := e.opts.Now()
+	if m.Stored > e.hello.Highest {
+		e.rebase(ctx, now, m.Stored)
+		return
+	}
 	// The server's clock stood at ServerTime in the middle of the round
 	// trip, roughly.
 	offset := m.ServerTime.Time().Sub(e.helloSent.Add(now.Sub(e.helloSent) / 2))
@@ -867,6 +883,27 @@ func (e *Engine) onSyncState(ctx context.Context, m *protocol.SyncState) {
 	e.log.Debug("sync session started", "session", e.session, "lowest", e.hello.Lowest, "highest", e.hello.Highest,
 		"missing", len(m.Missing), "marked_stored", marked, "incomplete_blobs", len(m.Blobs))
 	e.emit(Event{Kind: EventSynced})
+}
+
+// rebase answers a SyncState whose watermark lies above the highest
+// sequence the hello named: the store was reset and numbers from 1 again,
+// and those numbers name other records at the server. Nothing is marked
+// stored; the outbox is renumbered above the watermark, which leaves its
+// highest sequence at or above it, and a new session says hello with the
+// new numbers. If the outbox fails, the hello is repeated and the server's
+// answer asks again.
+func (e *Engine) rebase(ctx context.Context, now time.Time, stored uint64) {
+	octx, cancel := e.opCtx(ctx)
+	n, err := e.box.Rebase(octx, stored)
+	cancel()
+	if err != nil {
+		e.storeTrouble(err)
+		e.helloDue = now.Add(time.Second)
+		return
+	}
+	e.log.Warn(fmt.Sprintf("store was reset; renumbering %d unsent records after the server's sequence %d", n, stored),
+		"renumbered", n, "server_sequence", stored, "highest", e.hello.Highest)
+	e.startSession()
 }
 
 func missing(ranges []protocol.SeqRange, seq uint64) bool {

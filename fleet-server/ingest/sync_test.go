@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kogge-fleet/kogge/fleet-server/store"
 	"github.com/kogge-fleet/kogge/protocol"
 )
 
@@ -247,7 +248,21 @@ func TestSyncStateNamesTheGaps(t *testing.T) {
 // records under them), must not move the watermark, and must tell it where
 // to renumber from.
 func TestSyncStateTellsAResetDeviceToRenumber(t *testing.T) {
-	db := openStore(t, "", "d1")
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			var db *store.DB
+			if backend == "sqlite" {
+				db = openStore(t, "", "d1")
+			} else {
+				db, _ = openPostgres(t)
+				addDevices(t, db, "d1")
+			}
+			testResetDevice(t, db)
+		})
+	}
+}
+
+func testResetDevice(t *testing.T, db *store.DB) {
 	fb := &fakeBroker{}
 	in, err := New(db, fb, Options{Logger: testLogger(t)})
 	if err != nil {

@@ -11,7 +11,10 @@
 //   - it assembles blobs chunk by chunk at the offset up to which they are
 //     complete, checks every chunk's digest and the whole blob's, and says
 //     Complete on the ack that finishes a blob;
-//   - it answers every SyncHello with a SyncState;
+//   - it answers every SyncHello with a SyncState that carries its
+//     watermark for the device in Stored; a hello whose highest lies below
+//     the watermark (a device whose store was reset) gets Stored alone and
+//     moves nothing;
 //   - it batches acks of messages that arrive together.
 //
 // Tests can tell it to drop or hold acks, to refuse records, to stay silent
@@ -100,7 +103,10 @@ type Counts struct {
 	GapDrops, ChunkGapDrops                       int
 	ChunksStored, ChunksDuplicate, ChunksRejected int
 	Hellos, Results, Heartbeats                   int
-	Malformed                                     int
+	// Resets counts hellos from below the watermark: the device's store
+	// was reset, and it was told to renumber.
+	Resets    int
+	Malformed int
 	// Violations are breaches of the contract by the device, in words.
 	Violations []string
 	// AckMessages counts acks published; DroppedAcks those the script
@@ -343,19 +349,28 @@ func (s *Server) onChunk(d *Device, c *protocol.BlobChunk) {
 
 func (s *Server) onHello(d *Device, h *protocol.SyncHello) *protocol.SyncState {
 	d.counts.Hellos++
-	// Everything below Lowest the device holds as stored or has given up:
-	// the sequence continues after it.
-	if h.Lowest > 0 && h.Lowest-1 > d.contiguous {
+	// A device numbering below the watermark lost its store and started
+	// again at 1: its sequences name other records here. Like the real
+	// ingest, answer with the watermark alone and move nothing.
+	reset := h.Highest < d.contiguous
+	switch {
+	case reset:
+		d.counts.Resets++
+	case h.Lowest > 0 && h.Lowest-1 > d.contiguous:
+		// Everything below Lowest the device holds as stored or has
+		// given up: the sequence continues after it.
 		d.contiguous = h.Lowest - 1
-	}
-	if h.Lowest == 0 && h.Highest > d.contiguous {
+	case h.Lowest == 0 && h.Highest > d.contiguous:
 		d.contiguous = h.Highest
 	}
 	if s.muteHello > 0 {
 		s.muteHello--
 		return nil
 	}
-	st := &protocol.SyncState{Session: h.Session, ServerTime: protocol.At(s.opts.Now())}
+	st := &protocol.SyncState{Session: h.Session, ServerTime: protocol.At(s.opts.Now()), Stored: d.contiguous}
+	if reset {
+		return st
+	}
 	if h.Lowest > 0 {
 		// A test server need not look further than this.
 		last := min(h.Highest, h.Lowest+1<<22)

@@ -355,3 +355,25 @@ func (o *Outbox) MarkResultsReported(ctx context.Context, ids ...uuid.UUID) erro
 	}
 	return nil
 }
+
+// Rebase renumbers every record above+1, above+2, … in sequence order, like
+// store.Rebase, unless every record lies above above already and the
+// counter is not below it.
+func (o *Outbox) Rebase(ctx context.Context, above uint64) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.enter("Rebase"); err != nil {
+		return 0, err
+	}
+	defer o.hook("Rebase")
+	if o.seq >= above && (len(o.recs) == 0 || o.recs[0].rec.Seq > above) {
+		return 0, nil
+	}
+	next := above
+	for _, e := range o.recs {
+		next++
+		e.rec.Seq = next
+	}
+	o.seq = max(o.seq, next)
+	return len(o.recs), nil
+}
