@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kogge-fleet/kogge/protocol"
+	"github.com/kogge-fleet/kogge/protocol/seal"
 )
 
 // The built-in configuration keys.
@@ -29,6 +30,10 @@ const (
 	KeyHeartbeat = "heartbeat_s"
 	// KeyLogLevel is the log level: "debug", "info", "warn" or "error".
 	KeyLogLevel = "log_level"
+	// KeyOffices holds each destination office's current public key:
+	// {"<office>": {"key_id": "…", "public_key": "age1…"}}. Captures are
+	// sealed for it; see protocol/seal.
+	KeyOffices = "offices"
 )
 
 // storeKey is where the applied desired document is kept.
@@ -55,6 +60,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// LogLevel is the log level (built-in key log_level).
 	LogLevel slog.Level
+	// Offices are the offices' current keys by office (built-in key
+	// offices).
+	Offices map[string]seal.Recipient
 }
 
 // Options tune the twin.
@@ -338,6 +346,13 @@ func (t *Twin) check(d *protocol.TwinDesired) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %v is not one of debug, info, warn, error", KeyLogLevel, v))
 		}
 	}
+	if v, ok := d.Config[KeyOffices]; ok {
+		offices, err := parseOffices(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		cfg.Offices = offices
+	}
 	if t.opts.Check != nil {
 		if err := t.opts.Check(d.Config); err != nil {
 			errs = append(errs, err)
@@ -347,6 +362,29 @@ func (t *Twin) check(d *protocol.TwinDesired) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// parseOffices reads the offices' keys from the configuration.
+func parseOffices(v any) (map[string]seal.Recipient, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: want an object of offices", KeyOffices)
+	}
+	out := make(map[string]seal.Recipient, len(m))
+	for office, e := range m {
+		fields, ok := e.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s.%s: want an object with key_id and public_key", KeyOffices, office)
+		}
+		keyID, _ := fields["key_id"].(string)
+		pub, _ := fields["public_key"].(string)
+		r := seal.Recipient{Office: office, KeyID: keyID, PublicKey: pub}
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", KeyOffices, office, err)
+		}
+		out[office] = r
+	}
+	return out, nil
 }
 
 func number(v any) (float64, bool) {

@@ -14,6 +14,7 @@ import (
 	"github.com/kogge-fleet/kogge/agent/store"
 	"github.com/kogge-fleet/kogge/agent/twin"
 	"github.com/kogge-fleet/kogge/protocol"
+	"github.com/kogge-fleet/kogge/protocol/seal"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -234,6 +235,39 @@ func TestOptionsValidate(t *testing.T) {
 	} {
 		if _, err := twin.New(nil, nil, o); err == nil {
 			t.Errorf("New accepted %+v", o)
+		}
+	}
+}
+
+func TestOfficeKeys(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "device.db"))
+	r := start(t, st, &app{})
+	pub, _, err := seal.GenerateKey("buergeramt-mitte", "2026-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offices := map[string]any{"buergeramt-mitte": map[string]any{"key_id": pub.KeyID, "public_key": pub.PublicKey}}
+	r.tw.Offer(&protocol.TwinDesired{Version: 1, Config: map[string]any{twin.KeyOffices: offices}})
+	if rep := r.reps.next(t); rep.Version != 1 || rep.Rejected != 0 {
+		t.Fatalf("report %+v: want version 1 applied", rep)
+	}
+	if got := r.tw.Current().Offices["buergeramt-mitte"]; got != pub {
+		t.Fatalf("office key %+v, want %+v", got, pub)
+	}
+	for i, bad := range []any{
+		"not an object",
+		map[string]any{"ordnungsamt": "age1…"},
+		map[string]any{"ordnungsamt": map[string]any{"key_id": "k", "public_key": "age1broken"}},
+		map[string]any{"ordnungsamt": map[string]any{"public_key": pub.PublicKey}},
+	} {
+		v := uint64(i + 2)
+		r.tw.Offer(&protocol.TwinDesired{Version: v, Config: map[string]any{twin.KeyOffices: bad}})
+		rep := r.reps.next(t)
+		if rep.Rejected != v || !strings.Contains(rep.Reason, "offices") {
+			t.Errorf("offices %v: report %+v, want a refusal naming offices", bad, rep)
+		}
+		if got := r.tw.Current().Offices["buergeramt-mitte"]; got != pub {
+			t.Errorf("a refused configuration replaced the office key: %+v", got)
 		}
 	}
 }
