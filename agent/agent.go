@@ -5,7 +5,7 @@
 //
 //	a, err := agent.New(cfg, st, tr, agent.Options{...})
 //	go a.Run(ctx)
-//	receipt, err := a.Capture(ctx, store.Capture{...}) // durable when it returns
+//	receipt, err := a.Capture(ctx, agent.Capture{...}) // sealed, then durable when it returns
 //	status, err := a.Status(ctx, receipt.ID)           // saved → sent → stored → delivered → accepted
 package agent
 
@@ -26,6 +26,7 @@ import (
 	"github.com/kogge-fleet/kogge/agent/sync"
 	"github.com/kogge-fleet/kogge/agent/twin"
 	"github.com/kogge-fleet/kogge/protocol"
+	"github.com/kogge-fleet/kogge/protocol/seal"
 )
 
 // Config identifies the device.
@@ -78,20 +79,24 @@ type Options struct {
 	WipeToken string
 	// CommandTimeout bounds one command (30 s).
 	CommandTimeout time.Duration
+	// Offices are office keys the device is provisioned with; the twin's
+	// offices key overrides them office by office.
+	Offices map[string]seal.Recipient
 }
 
 // Agent runs a device's sync, twin, commands and heartbeat.
 type Agent struct {
-	cfg    Config
-	st     *store.Store
-	tr     Transport
-	log    *slog.Logger
-	level  *slog.LevelVar
-	ring   *logring.Ring
-	engine *sync.Engine
-	twin   *twin.Twin
-	cmds   *command.Runner
-	health *health.Reporter
+	cfg     Config
+	offices map[string]seal.Recipient
+	st      *store.Store
+	tr      Transport
+	log     *slog.Logger
+	level   *slog.LevelVar
+	ring    *logring.Ring
+	engine  *sync.Engine
+	twin    *twin.Twin
+	cmds    *command.Runner
+	health  *health.Reporter
 
 	statusQ chan *protocol.RecordStatus
 	events  chan Status
@@ -120,7 +125,13 @@ func New(cfg Config, st *store.Store, tr Transport, opts Options) (*Agent, error
 	if opts.LogLines == 0 {
 		opts.LogLines = 2000
 	}
+	for office, r := range opts.Offices {
+		if err := r.Validate(); err != nil || r.Office != office {
+			return nil, fmt.Errorf("agent: provisioned key for office %q: %v", office, err)
+		}
+	}
 	a := &Agent{
+		offices:  opts.Offices,
 		cfg:      cfg,
 		st:       st,
 		tr:       tr,

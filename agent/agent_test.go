@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	gosync "sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/kogge-fleet/kogge/agent/store"
 	"github.com/kogge-fleet/kogge/agent/sync"
 	"github.com/kogge-fleet/kogge/protocol"
+	"github.com/kogge-fleet/kogge/protocol/seal"
 )
 
 const deviceID = "kiosk-7"
@@ -94,6 +96,9 @@ func startDevice(tb testing.TB, broker, path string, opts agent.Options) *device
 	if opts.Logger == nil {
 		opts.Logger = quiet()
 	}
+	if opts.Offices == nil {
+		opts.Offices = provisioned()
+	}
 	if opts.Sync.AckTimeout == 0 {
 		opts.Sync.AckTimeout = time.Second
 		opts.Sync.HelloTimeout = time.Second
@@ -143,20 +148,51 @@ func (d *device) drained() bool {
 	return err == nil && len(bs) == 0
 }
 
-func capture(i int, blobSize int) store.Capture {
-	c := store.Capture{
+// testOffice is the office the tests capture for; testKey its key pair.
+const testOffice = "buergeramt-mitte"
+
+var testKey, testSecret = func() (seal.Recipient, string) {
+	r, secret, err := seal.GenerateKey(testOffice, "test-1")
+	if err != nil {
+		panic(err)
+	}
+	return r, secret
+}()
+
+// personal marks the plaintext of every test capture, so that a test can
+// look for it where it must not be.
+var personal = []byte("Erika Mustermann ")
+
+// capture is a test capture with a personal body and, if blobSize > 0, a
+// photo.
+func capture(i int, blobSize int) agent.Capture {
+	c := agent.Capture{
 		Kind:   "kiosk.application",
-		Office: "buergeramt-mitte",
+		Office: testOffice,
 		Meta:   map[string]string{"service": "id-card", "n": fmt.Sprint(i)},
-		Sealed: bytes.Repeat([]byte("sealed!"), 20+i%50),
+		Body:   bytes.Repeat(personal, 2+i%10),
 	}
 	if blobSize > 0 {
 		data := make([]byte, blobSize)
 		rand.Read(data)
-		c.Blobs = []store.BlobData{{Role: "photo", Data: data}}
+		copy(data, personal)
+		c.Blobs = []agent.Blob{{Role: "photo", Data: data}}
 	}
 	return c
 }
+
+// storeCapture is an already sealed capture for filling a store directly.
+func storeCapture(i int) store.Capture {
+	return store.Capture{
+		Kind:   "kiosk.application",
+		Office: testOffice,
+		KeyID:  testKey.KeyID,
+		Meta:   map[string]string{"service": "id-card", "n": fmt.Sprint(i)},
+		Sealed: bytes.Repeat([]byte("sealed!"), 20+i%50),
+	}
+}
+
+func provisioned() map[string]seal.Recipient { return map[string]seal.Recipient{testOffice: testKey} }
 
 // leftovers counts sealed bodies and blob data still in the device's file.
 func leftovers(t *testing.T, path string) (sealed, segments int) {
@@ -357,7 +393,7 @@ func TestCaptureWhenFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(agent.Config{Device: deviceID, Software: "x"}, st, tr, agent.Options{Logger: quiet()})
+	a, err := agent.New(agent.Config{Device: deviceID, Software: "x"}, st, tr, agent.Options{Logger: quiet(), Offices: provisioned()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,6 +414,68 @@ func TestNewChecksConfig(t *testing.T) {
 	for _, cfg := range []agent.Config{{Device: "", Software: "x"}, {Device: "a/b", Software: "x"}, {Device: "ok"}} {
 		if _, err := agent.New(cfg, nil, nil, agent.Options{}); err == nil {
 			t.Errorf("New accepted %+v", cfg)
+		}
+	}
+}
+
+// Capture seals body and blobs for the office before anything reaches the
+// disk: the store's files never hold the plaintext, and the office's key
+// opens what they hold.
+func TestCaptureSealsBeforeTheDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "device.db")
+	st := openStore(t, path)
+	tr, err := mqtt.New(mqtt.Config{Broker: "tcp://127.0.0.1:1", Device: deviceID}, mqtt.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{Device: deviceID, Software: "x"}, st, tr, agent.Options{Logger: quiet(), Offices: provisioned()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := capture(1, 50_000)
+	body, photo := bytes.Clone(c.Body), bytes.Clone(c.Blobs[0].Data)
+	r, err := a.Capture(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.KeyID != testKey.KeyID {
+		t.Errorf("sealed for key %q, want %q", r.KeyID, testKey.KeyID)
+	}
+	if _, err := a.Capture(ctx, agent.Capture{Kind: "k.k", Office: "nowhere", Body: body}); !errors.Is(err, agent.ErrNoOfficeKey) {
+		t.Errorf("capture for an office without a key: %v, want ErrNoOfficeKey", err)
+	}
+
+	recs, err := st.Pending(ctx, 0, 10)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("pending %d records, %v", len(recs), err)
+	}
+	ring := seal.NewKeyring(testOffice)
+	if err := ring.Add(testKey.KeyID, testSecret); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ring.Open(recs[0].KeyID, recs[0].Sealed); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("the office cannot open the body: %v", err)
+	}
+	sealedPhoto := make([]byte, recs[0].Blobs[0].Size)
+	if _, err := st.ReadBlob(ctx, recs[0].Blobs[0].ID, 0, sealedPhoto); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	if protocol.SumOf(sealedPhoto) != recs[0].Blobs[0].SHA256 {
+		t.Error("the blob reference's digest is not that of the stored (sealed) bytes")
+	}
+	if got, err := ring.Open(recs[0].KeyID, sealedPhoto); err != nil || !bytes.Equal(got, photo) {
+		t.Fatalf("the office cannot open the photo: %v", err)
+	}
+
+	st.Close()
+	for _, name := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(name)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, personal) {
+			t.Errorf("%s holds personal data in plain", name)
 		}
 	}
 }

@@ -35,7 +35,7 @@ func fill(tb testing.TB, path string, n int) {
 	for w := range 64 {
 		wg.Go(func() {
 			for i := w; i < n; i += 64 {
-				if _, err := st.Save(context.Background(), capture(i, 0)); err != nil {
+				if _, err := st.Save(context.Background(), storeCapture(i)); err != nil {
 					errs <- err
 					return
 				}

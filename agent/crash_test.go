@@ -52,8 +52,9 @@ func crashChild() int {
 		return 5
 	}
 	a, err := agent.New(agent.Config{Device: deviceID, Software: "crash-test"}, st, tr, agent.Options{
-		Logger: quiet(),
-		Sync:   sync.Options{ChunkSize: 8 << 10, AckTimeout: 300 * time.Millisecond, HelloTimeout: 300 * time.Millisecond},
+		Logger:  quiet(),
+		Offices: provisioned(),
+		Sync:    sync.Options{ChunkSize: 8 << 10, AckTimeout: 300 * time.Millisecond, HelloTimeout: 300 * time.Millisecond},
 	})
 	if err != nil {
 		fmt.Fprintf(out, "ERROR %v\n", err)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kogge-fleet/kogge/agent/store"
+	"github.com/kogge-fleet/kogge/protocol/seal"
 )
 
 // Receipt says that a capture is durable on the device.
@@ -16,19 +18,72 @@ type Receipt struct {
 	ID        uuid.UUID
 	Seq       uint64
 	CreatedAt time.Time
+	// KeyID names the office key the capture was sealed for.
+	KeyID string
 }
 
-// Capture saves a capture durably and returns its receipt only then; the
-// sync engine sends it as soon as it can. A full store gives an error
-// wrapping store.ErrFull that says how full it is.
-func (a *Agent) Capture(ctx context.Context, c store.Capture) (Receipt, error) {
-	rec, err := a.st.Save(ctx, c)
+// Capture is what an app captures for an office. Body and the blobs hold
+// personal data in plain; Capture seals them for the office before anything
+// touches the disk. Kind, Office and Meta travel unsealed and must hold no
+// personal data.
+type Capture struct {
+	Kind   string
+	Office string
+	Meta   map[string]string
+	Body   []byte
+	Blobs  []Blob
+}
+
+// Blob is a large part of a capture: a photo, a fingerprint, a signature.
+type Blob struct {
+	Role string
+	Data []byte
+}
+
+// ErrNoOfficeKey means the device knows no key for the capture's office, so
+// it cannot seal for it.
+var ErrNoOfficeKey = errors.New("no sealing key for the office")
+
+// Capture seals a capture for its office's current key, saves it durably and
+// returns its receipt only then; the sync engine sends it as soon as it can.
+// A full store gives an error wrapping store.ErrFull that says how full it
+// is. The caller should zero Body and the blobs' data afterwards; Capture
+// keeps no reference to them.
+func (a *Agent) Capture(ctx context.Context, c Capture) (Receipt, error) {
+	key, err := a.officeKey(c.Office)
+	if err != nil {
+		return Receipt{}, err
+	}
+	sc := store.Capture{Kind: c.Kind, Office: c.Office, KeyID: key.KeyID, Meta: c.Meta}
+	if sc.Sealed, err = seal.Seal(key, c.Body); err != nil {
+		return Receipt{}, fmt.Errorf("capture for %s: %w", c.Office, err)
+	}
+	for _, b := range c.Blobs {
+		sealed, err := seal.Seal(key, b.Data)
+		if err != nil {
+			return Receipt{}, fmt.Errorf("capture for %s: blob %s: %w", c.Office, b.Role, err)
+		}
+		sc.Blobs = append(sc.Blobs, store.BlobData{Role: b.Role, Data: sealed})
+	}
+	rec, err := a.st.Save(ctx, sc)
 	if err != nil {
 		a.health.Poke()
 		return Receipt{}, err
 	}
 	a.engine.Poke()
-	return Receipt{ID: rec.ID, Seq: rec.Seq, CreatedAt: rec.CreatedAt.Time()}, nil
+	return Receipt{ID: rec.ID, Seq: rec.Seq, CreatedAt: rec.CreatedAt.Time(), KeyID: key.KeyID}, nil
+}
+
+// officeKey is the office's current key: from the twin, else provisioned.
+func (a *Agent) officeKey(office string) (seal.Recipient, error) {
+	if r, ok := a.twin.Current().Offices[office]; ok {
+		return r, nil
+	}
+	if r, ok := a.offices[office]; ok {
+		return r, nil
+	}
+	return seal.Recipient{}, fmt.Errorf("%w %q: the device's configuration names none yet; "+
+		"captures for this office are possible once the fleet server sends its key", ErrNoOfficeKey, office)
 }
 
 // State is where a record stands, as the app shows it.

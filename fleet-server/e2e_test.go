@@ -22,6 +22,7 @@ import (
 	agentstore "github.com/kogge-fleet/kogge/agent/store"
 	fleetserver "github.com/kogge-fleet/kogge/fleet-server"
 	"github.com/kogge-fleet/kogge/fleet-server/api/client"
+	"github.com/kogge-fleet/kogge/protocol/seal"
 )
 
 // The end-to-end test runs the real fleet server (App on free loopback
@@ -71,6 +72,16 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() (b
 		time.Sleep(25 * time.Millisecond)
 	}
 }
+
+// officeKey is the key of the office the devices capture for; officeSecret
+// opens what they seal.
+var officeKey, officeSecret = func() (seal.Recipient, string) {
+	r, secret, err := seal.GenerateKey("buergeramt-mitte", "e2e-1")
+	if err != nil {
+		panic(err)
+	}
+	return r, secret
+}()
 
 type testServer struct {
 	app  *fleetserver.App
@@ -157,7 +168,8 @@ func startDevice(t *testing.T, srv *testServer, logs *logSink, code, fingerprint
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(agent.Config{Device: id.DeviceID, Software: "1.0.0"}, st, tr, agent.Options{Logger: logger})
+	a, err := agent.New(agent.Config{Device: id.DeviceID, Software: "1.0.0"}, st, tr,
+		agent.Options{Logger: logger, Offices: map[string]seal.Recipient{officeKey.Office: officeKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,13 +266,12 @@ func TestEndToEnd(t *testing.T) {
 	if _, err := rand.Read(photo); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(photo)
 	var receipts []agent.Receipt
 	for i := range 3 {
-		c := agentstore.Capture{Kind: "kiosk.application", Office: "buergeramt-mitte", Sealed: []byte("sealed body"),
+		c := agent.Capture{Kind: "kiosk.application", Office: officeKey.Office, Body: []byte("Erika Mustermann"),
 			Meta: map[string]string{"service": "passport"}}
 		if i == 0 {
-			c.Blobs = []agentstore.BlobData{{Role: "photo", Data: photo}}
+			c.Blobs = []agent.Blob{{Role: "photo", Data: photo}}
 		}
 		r, err := dev.agent.Capture(ctx, c)
 		if err != nil {
@@ -297,8 +308,26 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("record %d: %+v", i, r)
 		}
 	}
-	if b := page.Records[0].Blobs; len(b) != 1 || !b[0].Complete || b[0].Size != uint64(len(photo)) || b[0].SHA256 != hex.EncodeToString(sum[:]) {
-		t.Errorf("blob as the API shows it: %+v", b)
+	// The server holds the photo sealed: only the office's key opens it,
+	// and the digest the API shows is that of the sealed bytes.
+	b := page.Records[0].Blobs
+	if len(b) != 1 || !b[0].Complete || b[0].Size <= uint64(len(photo)) {
+		t.Fatalf("blob as the API shows it: %+v", b)
+	}
+	var sealedPhoto bytes.Buffer
+	if _, err := srv.app.Store().CopyBlob(ctx, "kiosk-e2e-1", receipts[0].ID, b[0].ID, &sealedPhoto); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(sealedPhoto.Bytes())
+	if b[0].SHA256 != hex.EncodeToString(sum[:]) || uint64(sealedPhoto.Len()) != b[0].Size {
+		t.Errorf("blob %+v: the server holds %d bytes with digest %x", b[0], sealedPhoto.Len(), sum)
+	}
+	ring := seal.NewKeyring(officeKey.Office)
+	if err := ring.Add(officeKey.KeyID, officeSecret); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ring.Open(officeKey.KeyID, sealedPhoto.Bytes()); err != nil || !bytes.Equal(got, photo) {
+		t.Errorf("the office's key does not open the photo the server holds: %v", err)
 	}
 
 	// A group configuration reaches the device, which applies and reports it.
