@@ -157,8 +157,16 @@ func startDevice(t *testing.T, srv *testServer, logs *logSink, code, fingerprint
 	if err != nil {
 		t.Fatalf("enroll: %v", err)
 	}
+	return runDevice(t, id, filepath.Join(dir, "agent.db"), logs, nil)
+}
+
+// runDevice runs a real agent for an enrolled identity over the store file
+// at path, as a device does after a boot. before, if not nil, runs before
+// the agent connects (captures made offline).
+func runDevice(t *testing.T, id *enroll.Identity, path string, logs *logSink, before func(a *agent.Agent)) *testDevice {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("side", "device")
-	st, err := agentstore.Open(filepath.Join(dir, "agent.db"), agentstore.Options{Logger: logger})
+	st, err := agentstore.Open(path, agentstore.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +179,11 @@ func startDevice(t *testing.T, srv *testServer, logs *logSink, code, fingerprint
 	a, err := agent.New(agent.Config{Device: id.DeviceID, Software: "1.0.0"}, st, tr,
 		agent.Options{Logger: logger, Offices: map[string]seal.Recipient{officeKey.Office: officeKey}})
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(a)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

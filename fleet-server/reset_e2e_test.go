@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -14,61 +12,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kogge-fleet/kogge/agent"
-	"github.com/kogge-fleet/kogge/agent/enroll"
-	agentmqtt "github.com/kogge-fleet/kogge/agent/mqtt"
-	agentstore "github.com/kogge-fleet/kogge/agent/store"
 	"github.com/kogge-fleet/kogge/fleet-server/api/client"
-	"github.com/kogge-fleet/kogge/protocol/seal"
 )
-
-// restartDevice builds an agent for an enrolled identity over the store
-// file at path, as a device does after a reboot. capture runs before the
-// agent connects (captures made offline); then the agent runs.
-func restartDevice(t *testing.T, id *enroll.Identity, path string, logs *logSink, capture func(a *agent.Agent)) *testDevice {
-	t.Helper()
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("side", "device")
-	st, err := agentstore.Open(path, agentstore.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := agentmqtt.New(agentmqtt.Config{
-		Broker: id.Broker, Device: id.DeviceID, TLS: id.TLSConfig(), Software: "1.0.0",
-	}, agentmqtt.Options{KeepAlive: 5 * time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(agent.Config{Device: id.DeviceID, Software: "1.0.0"}, st, tr,
-		agent.Options{Logger: logger, Offices: map[string]seal.Recipient{officeKey.Office: officeKey}})
-	if err != nil {
-		st.Close()
-		t.Fatal(err)
-	}
-	capture(a)
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx) }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		var err error
-		select {
-		case err = <-done:
-		case <-time.After(30 * time.Second):
-			err = errors.New("agent did not stop within 30s")
-		}
-		return errors.Join(err, st.Close())
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	})
-	return &testDevice{id: id, store: st, tr: tr, agent: a, stop: stop}
-}
 
 // outboxEmpty waits until the device has nothing left to send.
 func outboxEmpty(t *testing.T, dev *testDevice) {
@@ -145,7 +90,7 @@ func TestResetStoreEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var fresh []agent.Receipt
-	dev = restartDevice(t, dev.id, path, logs, func(a *agent.Agent) {
+	dev = runDevice(t, dev.id, path, logs, func(a *agent.Agent) {
 		for i := range 3 {
 			var blob []byte
 			if i == 1 {
