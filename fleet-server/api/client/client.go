@@ -118,9 +118,6 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 
 // decodeResponse turns a response into out or an *Error.
 func decodeResponse(status int, b []byte, out any) error {
-	if len(b) > MaxResponseSize {
-		return fmt.Errorf("response larger than %d bytes", MaxResponseSize)
-	}
 	if status < 200 || status > 299 {
 		var e struct {
 			Error string `json:"error"`
@@ -135,7 +132,13 @@ func decodeResponse(status int, b []byte, out any) error {
 		if msg == "" {
 			msg = http.StatusText(status)
 		}
+		if msg == "" {
+			msg = "no reason given"
+		}
 		return &Error{Status: status, Message: msg}
+	}
+	if len(b) > MaxResponseSize {
+		return fmt.Errorf("response larger than %d bytes", MaxResponseSize)
 	}
 	if out == nil || status == http.StatusNoContent {
 		return nil
