@@ -15,16 +15,23 @@ FUZZTIME  ?= 60s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Debian packages the build and the tests need; `make deps` installs the missing
-# ones. Later issues add more here, each with its reason below: chromium
-# (dashboard tests), xvfb (GUI smoke tests), libpcsclite-dev pcscd vsmartcard-vpcd
-# (PC/SC card readers), libusb-1.0-0-dev (gousb), the fyne X11/GL headers,
-# ausweisapp2 (eID SDK peer).
-DEB_PACKAGES := gcc pkg-config mosquitto mosquitto-clients
+# ones, each with its reason below. Later issues add xvfb (GUI smoke tests) and
+# the fyne X11/GL headers.
+DEB_PACKAGES := gcc pkg-config mosquitto mosquitto-clients chromium \
+	libpcsclite-dev pcscd vsmartcard-vpcd ausweisapp2 iproute2 libusb-1.0-0-dev
 
 why.gcc               := C compiler for cgo (SQLite through mattn/go-sqlite3)
 why.pkg-config        := finds C libraries for cgo builds
 why.mosquitto         := external MQTT broker for the broker black-box tests
 why.mosquitto-clients := mosquitto_pub and mosquitto_sub for the broker black-box tests
+why.chromium          := headless browser for the dashboard tests (chromedp)
+why.libpcsclite-dev   := PC/SC headers for the card-reader driver (cgo)
+why.pcscd             := the PC/SC daemon the card-reader tests talk to
+why.vsmartcard-vpcd   := virtual reader for pcscd; the tests plug a virtual card of ours into it
+why.ausweisapp2       := the real eID SDK peer for the eID driver tests (headless)
+why.iproute2          := ip, to bring up loopback in the network namespace of the eID tests
+why.libusb-1.0-0-dev  := libusb headers for the USB printer transport (gousb, cgo)
+why.npm               := installs the pinned axe-core for the accessibility tests of the dashboard
 
 .PHONY: help deps build test check-fmt vet fuzz demo bench bench-agent lint
 
@@ -36,12 +43,13 @@ help: ## list the targets
 	@echo "           FUZZTIME (per fuzz target, default 60s), GO (go command)."
 
 deps: ## install the Debian packages the build and tests need (only missing ones)
-	@declare -A why=( $(foreach p,$(DEB_PACKAGES),[$(p)]='$(why.$(p))') ); \
+	@declare -A why=( $(foreach p,$(DEB_PACKAGES) npm,[$(p)]='$(why.$(p))') ); \
 	missing=(); \
 	for p in $(DEB_PACKAGES); do \
 	  status=$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null || true); \
 	  [[ $$status == "install ok installed" ]] || missing+=("$$p"); \
 	done; \
+	command -v npm >/dev/null || missing+=(npm); \
 	if (( $${#missing[@]} == 0 )); then \
 	  echo "deps: all Debian packages present ($(DEB_PACKAGES))"; \
 	  exit 0; \
