@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-60s}
+# Minimising a new interesting input may otherwise take a minute per input on
+# a loaded machine, during which nothing is fuzzed (and the coordinator may
+# give up on a worker).
+FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-5s}
 
 # "dir<TAB>name" for every target, sorted; testdata, vendor and hidden
 # directories are not packages of ours.
@@ -32,7 +36,7 @@ for t in "${targets[@]}"; do
   name=${t#*$'\t'}
   echo
   echo "fuzz: [$(( ${#ran[@]} + 1 ))/${#targets[@]}] $name in $dir"
-  if ! "$GO" test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$dir"; then
+  if ! "$GO" test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" -fuzzminimizetime="$FUZZMINIMIZETIME" "$dir"; then
     echo
     echo "fuzz: FAILED: $name in $dir (after ${#ran[@]} target(s) passed)." >&2
     echo "fuzz: if the fuzzer found a failing input, it is saved under $dir/testdata/fuzz/$name/;" >&2
