@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kogge-fleet/kogge/simulators/devices/ptyline"
 )
 
 // Point is a WGS 84 position in degrees.
@@ -150,10 +152,10 @@ type Simulator struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
-	line      *ptyLine // nil while unplugged
-	epoch     int      // next epoch to write
-	noFix     int      // epochs left without fix
-	replugIn  int      // epochs until replug, while unplugged by the script
+	line      *ptyline.Line // nil while unplugged
+	epoch     int           // next epoch to write
+	noFix     int           // epochs left without fix
+	replugIn  int           // epochs until replug, while unplugged by the script
 	closed    bool
 	writeErrs int
 }
@@ -202,7 +204,7 @@ func (s *Simulator) Device() string {
 	if s.line == nil {
 		return ""
 	}
-	return s.line.path
+	return s.line.Path
 }
 
 // Close unplugs the receiver for good and waits for its goroutines.
@@ -300,16 +302,16 @@ func (s *Simulator) plug() error {
 }
 
 func (s *Simulator) plugLocked() error {
-	l, err := openPTY()
+	l, err := ptyline.Open()
 	if err != nil {
 		return err
 	}
-	if err := pointLink(s.link, l.path); err != nil {
+	if err := ptyline.PointLink(s.link, l.Path); err != nil {
 		l.Close()
 		return err
 	}
 	s.line = l
-	s.log.Info("gnss simulator plugged in", "link", s.link, "device", l.path)
+	s.log.Info("gnss simulator plugged in", "link", s.link, "device", l.Path)
 	return nil
 }
 
@@ -372,9 +374,9 @@ func (s *Simulator) writeLocked(b []byte) {
 	if s.line == nil {
 		return
 	}
-	s.line.dropUnread(2048)
-	s.line.master.SetWriteDeadline(time.Now().Add(time.Second))
-	if _, err := s.line.master.Write(b); err != nil {
+	s.line.DropUnread(2048)
+	s.line.Master.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := s.line.Master.Write(b); err != nil {
 		s.writeErrs++
 		if s.writeErrs == 1 {
 			s.log.Warn("gnss simulator write failed", "err", err)

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/kogge-fleet/kogge/drivers/payment/zvt"
+	"github.com/kogge-fleet/kogge/simulators/devices/ptyline"
 )
 
 // Options configure a simulator. The zero value is usable.
@@ -128,7 +129,7 @@ type Simulator struct {
 	mu       sync.Mutex
 	closed   bool
 	conns    map[ptLink]struct{}
-	line     *ptyLine
+	line     *ptyline.Line
 	txs      []Transaction
 	trace    int
 	batch    int64 // approved since the last end of day
@@ -269,19 +270,19 @@ func (s *Simulator) untrack(l ptLink) {
 
 // ptyConn is the master side of the serial line as a connection; closing
 // it unplugs the line.
-type ptyConn struct{ l *ptyLine }
+type ptyConn struct{ l *ptyline.Line }
 
-func (p ptyConn) Read(b []byte) (int, error)         { return p.l.master.Read(b) }
-func (p ptyConn) Write(b []byte) (int, error)        { return p.l.master.Write(b) }
-func (p ptyConn) SetWriteDeadline(t time.Time) error { return p.l.master.SetWriteDeadline(t) }
+func (p ptyConn) Read(b []byte) (int, error)         { return p.l.Master.Read(b) }
+func (p ptyConn) Write(b []byte) (int, error)        { return p.l.Master.Write(b) }
+func (p ptyConn) SetWriteDeadline(t time.Time) error { return p.l.Master.SetWriteDeadline(t) }
 func (p ptyConn) Close() error                       { return p.l.Close() }
 
 func (s *Simulator) plugSerial() error {
-	l, err := openPTY()
+	l, err := ptyline.Open()
 	if err != nil {
 		return err
 	}
-	if err := pointLink(s.link, l.path); err != nil {
+	if err := ptyline.PointLink(s.link, l.Path); err != nil {
 		l.Close()
 		return err
 	}

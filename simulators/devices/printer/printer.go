@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/kogge-fleet/kogge/simulators/devices/ptyline"
 )
 
 // Options configure a simulator. The zero value is usable.
@@ -85,7 +87,7 @@ type Simulator struct {
 	opts    Options
 	log     *slog.Logger
 	ln      net.Listener
-	line    *ptyLine
+	line    *ptyline.Line
 	link    string
 	tempDir string
 
@@ -153,12 +155,12 @@ func (s *Simulator) openSerial() error {
 		}
 		s.tempDir, dir = d, d
 	}
-	l, err := openPTY()
+	l, err := ptyline.Open()
 	if err != nil {
 		return err
 	}
 	s.link = filepath.Join(dir, s.opts.Name)
-	if err := pointLink(s.link, l.path); err != nil {
+	if err := ptyline.PointLink(s.link, l.Path); err != nil {
 		l.Close()
 		return err
 	}
@@ -332,7 +334,7 @@ func (s *Simulator) serveConn(c net.Conn) {
 
 func (s *Simulator) serveSerial(ctx context.Context) {
 	defer s.wg.Done()
-	m := s.line.master
+	m := s.line.Master
 	reply := func(b []byte) {
 		m.SetWriteDeadline(time.Now().Add(time.Second))
 		m.Write(b)

@@ -1,4 +1,7 @@
-package printer
+// Package ptyline gives the device simulators a pseudo-terminal that plays a
+// serial line: the simulator holds the master side, the driver opens the
+// slave path as it would open /dev/ttyUSB0.
+package ptyline
 
 import (
 	"fmt"
@@ -9,17 +12,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ptyLine is a pseudo-terminal playing a serial device. The simulator holds
-// the master side; the driver opens the slave path as it would open
-// /dev/ttyUSB0. The simulator also holds the slave open, so that the line
-// keeps its raw settings and survives the driver's reconnects.
-type ptyLine struct {
-	master *os.File // pollable: deadlines work and Close ends blocked I/O
-	slave  *os.File
-	path   string // /dev/pts/N
+// Line is a pseudo-terminal playing a serial device. The simulator also
+// holds the slave open, so that the line keeps its raw settings and
+// survives the driver's reconnects.
+type Line struct {
+	Master *os.File // pollable: deadlines work and Close ends blocked I/O
+	Slave  *os.File
+	Path   string // /dev/pts/N
 }
 
-func openPTY() (*ptyLine, error) {
+// Open opens a pseudo-terminal in raw mode.
+func Open() (*Line, error) {
 	m, s, err := pty.Open()
 	if err != nil {
 		return nil, fmt.Errorf("open pseudo-terminal: %w", err)
@@ -42,7 +45,7 @@ func openPTY() (*ptyLine, error) {
 		s.Close()
 		return nil, fmt.Errorf("duplicate pseudo-terminal: %w", err)
 	}
-	return &ptyLine{master: os.NewFile(uintptr(fd), "/dev/ptmx"), slave: s, path: s.Name()}, nil
+	return &Line{Master: os.NewFile(uintptr(fd), "/dev/ptmx"), Slave: s, Path: s.Name()}, nil
 }
 
 // makeRaw puts the terminal into raw mode (cfmakeraw): no echo, no line
@@ -65,27 +68,28 @@ func makeRaw(f *os.File) error {
 	return nil
 }
 
-// dropUnread discards what the device side has not read once more than
+// DropUnread discards what the device side has not read once more than
 // limit bytes wait, as a UART overruns when nobody reads it. Without it a
 // simulator writing to a line nobody reads would block.
-func (l *ptyLine) dropUnread(limit int) {
-	n, err := unix.IoctlGetInt(int(l.slave.Fd()), unix.TIOCINQ)
+func (l *Line) DropUnread(limit int) {
+	n, err := unix.IoctlGetInt(int(l.Slave.Fd()), unix.TIOCINQ)
 	if err == nil && n > limit {
-		unix.IoctlSetInt(int(l.slave.Fd()), unix.TCFLSH, unix.TCIFLUSH)
+		unix.IoctlSetInt(int(l.Slave.Fd()), unix.TCFLSH, unix.TCIFLUSH)
 	}
 }
 
-func (l *ptyLine) Close() error {
-	err := l.master.Close()
-	if serr := l.slave.Close(); err == nil {
+// Close closes both sides.
+func (l *Line) Close() error {
+	err := l.Master.Close()
+	if serr := l.Slave.Close(); err == nil {
 		err = serr
 	}
 	return err
 }
 
-// pointLink makes link a symbolic link to target, replacing what was there
+// PointLink makes link a symbolic link to target, replacing what was there
 // in one step, as udev maintains /dev/serial/by-id links.
-func pointLink(link, target string) error {
+func PointLink(link, target string) error {
 	tmp := filepath.Join(filepath.Dir(link), "."+filepath.Base(link)+".new")
 	os.Remove(tmp)
 	if err := os.Symlink(target, tmp); err != nil {
