@@ -1,5 +1,6 @@
 // Package fleetserver wires the fleet server together: store, registry and
-// enrollment, broker, ingest, twin, commands, presence and the REST API. It
+// enrollment, broker, ingest, twin, commands, presence, the delivery queues
+// with their bridge API, retention, the audit log and the REST API. It
 // is the one place that knows all of them (like syncthing's lib/syncthing);
 // cmd/kogge-server only parses the configuration and runs an App.
 package fleetserver
@@ -25,12 +26,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/kogge-fleet/kogge/fleet-server/alerts"
 	"github.com/kogge-fleet/kogge/fleet-server/api"
+	"github.com/kogge-fleet/kogge/fleet-server/audit"
 	"github.com/kogge-fleet/kogge/fleet-server/broker"
 	"github.com/kogge-fleet/kogge/fleet-server/commands"
+	"github.com/kogge-fleet/kogge/fleet-server/dashboard"
+	"github.com/kogge-fleet/kogge/fleet-server/delivery"
 	"github.com/kogge-fleet/kogge/fleet-server/ingest"
 	"github.com/kogge-fleet/kogge/fleet-server/presence"
 	"github.com/kogge-fleet/kogge/fleet-server/registry"
+	"github.com/kogge-fleet/kogge/fleet-server/retention"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
 	"github.com/kogge-fleet/kogge/fleet-server/twin"
 )
@@ -67,6 +73,21 @@ type App struct {
 	twin     *twin.Service
 	brokerUp atomic.Bool
 	ingestUp atomic.Bool
+
+	// audit, delivery, retention and the bridge API: see app_delivery.go.
+	audit     *audit.Log
+	delivery  *delivery.Queue
+	retention *retention.Sweeper
+	bridgeAPI http.Handler
+	bridges   []inProcessBridge
+
+	dashboard      *dashboard.Handler
+	dashLn         net.Listener
+	dashSrv        *http.Server
+	alerts         *alerts.Evaluator
+	rates          *dashboard.Rates
+	adminPassword  string
+	adminGenerated bool
 
 	closeOne sync.Once
 	closeErr error
@@ -180,8 +201,13 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
 
+	if err := a.newDelivery(cfg, logger); err != nil {
+		return nil, err
+	}
+
 	a.api, err = api.New(token, api.Services{
 		Registry: a.registry, Records: a.db, Presence: a.db, Commands: a.commands, Twin: a.twin,
+		Audit: a.audit, Deliveries: a.delivery, Erasure: a.retention, BridgeCerts: a.registry,
 	}, api.Options{
 		Logger:  logger.With("component", "api"),
 		Metrics: a.metrics,
@@ -195,17 +221,26 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, err
 	}
 
+	if err := a.newDashboard(ctx, logger); err != nil {
+		return nil, err
+	}
+
 	a.apiLn, err = net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen for the API on %s: %w", cfg.API.Listen, err)
 	}
-	a.apiSrv = newHTTPServer(a.api, logger)
+	a.apiSrv = newHTTPServer(a.apiHandler(), logger)
 	ln, err := net.Listen("tcp", cfg.Enroll.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen for enrollment on %s: %w", cfg.Enroll.Listen, err)
 	}
 	a.enrollLn = tls.NewListener(ln, a.registry.HTTPSTLSConfig())
-	a.enrollSrv = newHTTPServer(a.registry.Handler(), logger)
+	// The enrollment listener also serves the bridge API (mutual TLS
+	// with bridge certificates from the fleet CA).
+	enrollMux := http.NewServeMux()
+	enrollMux.Handle("/enroll/", a.registry.Handler())
+	enrollMux.Handle(delivery.BridgePrefix, a.bridgeAPI)
+	a.enrollSrv = newHTTPServer(enrollMux, logger)
 	ok = true
 	return a, nil
 }
@@ -240,11 +275,12 @@ func pickPort(addr string) (string, error) {
 }
 
 // deviceConnected is called by the ingest when a device starts a session:
-// its open commands are sent again and its desired configuration brought up
-// to date.
+// its open commands are sent again, its desired configuration brought up
+// to date, and the statuses of its records sent.
 func (a *App) deviceConnected(device string) {
 	a.commands.Connected(device)
 	a.twin.Connected(device)
+	a.delivery.Connected(device)
 }
 
 func (a *App) ingestReady(context.Context) error {
@@ -309,6 +345,16 @@ func (a *App) Run(ctx context.Context) error {
 	run("presence", nil, a.presence.Run)
 	run("commands", nil, a.commands.Run)
 	run("twin", nil, a.twin.Run)
+	run("delivery", nil, a.delivery.Run)
+	run("retention", nil, a.retention.Run)
+	for _, b := range a.bridges {
+		run("bridge "+b.office, nil, b.runner.Run)
+	}
+	if a.dashboard != nil {
+		run("alerts", nil, a.alerts.Run)
+		run("rates", nil, a.rates.Run)
+		run("dashboard", nil, a.dashboard.Run)
+	}
 
 	sctx, scancel := context.WithTimeout(runCtx, 30*time.Second)
 	err := a.broker.Start(sctx)
@@ -326,6 +372,9 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		serve("API", a.apiSrv, a.apiLn)
 		serve("enrollment", a.enrollSrv, a.enrollLn)
+		if a.dashSrv != nil {
+			serve("dashboard", a.dashSrv, a.dashLn)
+		}
 		a.logStarted()
 	}
 
@@ -338,7 +387,10 @@ func (a *App) Run(ctx context.Context) error {
 	for _, s := range []struct {
 		name string
 		srv  *http.Server
-	}{{"API", a.apiSrv}, {"enrollment", a.enrollSrv}} {
+	}{{"API", a.apiSrv}, {"enrollment", a.enrollSrv}, {"dashboard", a.dashSrv}} {
+		if s.srv == nil {
+			continue
+		}
 		if err := s.srv.Shutdown(shCtx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down %s server: %w", s.name, err))
 		}
@@ -368,6 +420,9 @@ func (a *App) logStarted() {
 		"broker", "mqtts://"+a.broker.Addr().String(),
 		"broker_public_address", a.cfg.Broker.PublicAddress,
 		"ca_fingerprint", a.registry.CAFingerprint())
+	if a.dashboard != nil {
+		a.log.Info("dashboard", "url", a.DashboardURL())
+	}
 	if dev := a.broker.DevAddr(); dev != nil {
 		a.log.Warn("plain-TCP development broker listener is on", "broker_dev", "mqtt://"+dev.String())
 	}
@@ -382,7 +437,7 @@ func (a *App) logStarted() {
 func (a *App) Close() error {
 	a.closeOne.Do(func() {
 		var errs []error
-		for _, ln := range []net.Listener{a.apiLn, a.enrollLn} {
+		for _, ln := range []net.Listener{a.apiLn, a.enrollLn, a.dashLn} {
 			if ln != nil {
 				if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 					errs = append(errs, err)

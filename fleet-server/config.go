@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kogge-fleet/kogge/fleet-server/registry"
+	"github.com/kogge-fleet/kogge/fleet-server/retention"
 )
 
 // Config is the fleet server's configuration. Every field can be set in the
@@ -33,6 +34,9 @@ type Config struct {
 	TLS       TLSConfig       `config:"tls"`
 	Heartbeat HeartbeatConfig `config:"heartbeat"`
 	Log       LogConfig       `config:"log"`
+	Dashboard DashboardConfig `config:"dashboard"`
+	Delivery  DeliveryConfig  `config:"delivery"`
+	Retention RetentionConfig `config:"retention"`
 }
 
 // APIConfig configures the REST API.
@@ -88,6 +92,51 @@ type LogConfig struct {
 	Format string `config:"format" usage:"log format: auto (text on a terminal, else JSON), text or json"`
 }
 
+// DashboardConfig configures the web dashboard and its alerts.
+type DashboardConfig struct {
+	// Listen is a plain-HTTP address of its own for the dashboard; empty
+	// serves it on the API's address (everything outside /api/v1,
+	// /healthz, /readyz and /metrics). Production puts TLS in front (and
+	// sets PublicURL to https).
+	Listen string `config:"listen" usage:"own address of the web dashboard (plain HTTP; put TLS in front in production); default: on the API's address"`
+	// PublicURL is the dashboard's address as users reach it; with https
+	// its cookies are Secure. It is the base of links in alert
+	// notifications and of the OIDC callback.
+	PublicURL string `config:"public-url" usage:"the dashboard's address as users reach it, e.g. https://fleet.example.org (Secure cookies with https)"`
+	// Lang is the language for users who have not chosen one.
+	Lang        string        `config:"lang" usage:"default language of the dashboard: de or en"`
+	SessionIdle time.Duration `config:"session-idle" usage:"a dashboard session ends after this long without a request"`
+	SessionMax  time.Duration `config:"session-max" usage:"a dashboard session ends this long after sign-in"`
+	// AlertEvery is how often the alert rules are evaluated.
+	AlertEvery    time.Duration `config:"alert-every" usage:"how often the alert rules are evaluated"`
+	WebhookSecret string        `config:"webhook-secret" secret:"true" usage:"secret for the X-Kogge-Signature (HMAC-SHA256) of alert webhooks (default none)"`
+	SMTP          SMTPConfig    `config:"smtp"`
+	OIDC          OIDCConfig    `config:"oidc"`
+}
+
+// SMTPConfig configures e-mail notifications of alerts.
+type SMTPConfig struct {
+	Addr     string `config:"addr" usage:"SMTP server HOST:PORT for alert e-mails (default none: no e-mail)"`
+	From     string `config:"from" usage:"sender address of alert e-mails"`
+	Username string `config:"username" usage:"SMTP user (PLAIN over TLS)"`
+	Password string `config:"password" secret:"true" usage:"SMTP password"`
+	TLS      string `config:"tls" usage:"starttls, tls or none (none only for a relay on the same host)"`
+}
+
+// OIDCConfig configures dashboard sign-in through an OpenID Connect
+// provider (authorization code flow with PKCE), e.g. Keycloak.
+type OIDCConfig struct {
+	Issuer       string   `config:"issuer" usage:"OIDC issuer URL; empty: no OIDC sign-in"`
+	ClientID     string   `config:"client-id" usage:"OIDC client id"`
+	ClientSecret string   `config:"client-secret" secret:"true" usage:"OIDC client secret (confidential client)"`
+	RedirectURL  string   `config:"redirect-url" usage:"OIDC callback URL (default PUBLIC-URL/auth/oidc/callback)"`
+	RoleClaim    string   `config:"role-claim" usage:"claim with the user's groups or roles, dotted for nested claims (e.g. realm_access.roles)"`
+	Admin        []string `config:"admin" usage:"claim values that make a user admin (comma-separated)"`
+	Operator     []string `config:"operator" usage:"claim values that make a user operator"`
+	Auditor      []string `config:"auditor" usage:"claim values that make a user auditor"`
+	Viewer       []string `config:"viewer" usage:"claim values that make a user viewer"`
+}
+
 // Defaults that are not derived from the environment.
 const (
 	DefaultAPIListen      = "127.0.0.1:8080"
@@ -121,6 +170,13 @@ func DefaultConfig() Config {
 		TLS:       TLSConfig{Names: names},
 		Heartbeat: HeartbeatConfig{Retention: DefaultHeartbeatKeep},
 		Log:       LogConfig{Level: "info", Format: "auto"},
+		Delivery: DeliveryConfig{MaxAttempts: DefaultMaxAttempts, RetryBase: DefaultRetryBase, RetryMax: DefaultRetryMax,
+			StatusResend: DefaultStatusResend},
+		Retention: RetentionConfig{Biometric: retention.DefaultBiometric, BiometricKinds: retention.DefaultBiometricKinds,
+			Undelivered: retention.DefaultUndelivered, Metadata: retention.DefaultMetadata, SweepEvery: retention.DefaultEvery},
+		Dashboard: DashboardConfig{Lang: "de", SessionIdle: time.Hour,
+			SessionMax: 12 * time.Hour, AlertEvery: 30 * time.Second, SMTP: SMTPConfig{TLS: "starttls"},
+			OIDC: OIDCConfig{RoleClaim: "groups"}},
 	}
 }
 
@@ -229,6 +285,21 @@ func (c Config) Validate() error {
 	if c.Heartbeat.Retention < minHeartbeatRetention {
 		add("heartbeat.retention %v: at least %v", c.Heartbeat.Retention, minHeartbeatRetention)
 	}
+	if c.Dashboard.Listen != "" {
+		if err := checkListen(c.Dashboard.Listen); err != nil {
+			add("dashboard.listen: %v", err)
+		}
+	}
+	if c.Dashboard.AlertEvery < time.Second {
+		add("dashboard.alert-every %v: at least 1s", c.Dashboard.AlertEvery)
+	}
+	if c.Dashboard.OIDC.Issuer != "" && c.Dashboard.OIDC.RedirectURL == "" && c.Dashboard.PublicURL == "" {
+		add("dashboard.oidc: set dashboard.public-url or dashboard.oidc.redirect-url for the callback")
+	}
+	errs = append(errs, c.Delivery.validate()...)
+	if _, err := c.Retention.options(); err != nil {
+		add("%v", err)
+	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		add("log.level: %v", err)
 	}
@@ -312,4 +383,84 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// DeliveryConfig configures the delivery queues (fleet-server/delivery).
+type DeliveryConfig struct {
+	// MaxAttempts is how many leases a record gets before it becomes a
+	// dead letter.
+	MaxAttempts int `config:"max-attempts" usage:"leases a record gets before it becomes a dead letter"`
+	// RetryBase and RetryMax bound the wait after a failed attempt
+	// (doubling, with jitter).
+	RetryBase time.Duration `config:"retry-base" usage:"wait after a record's first failed attempt; it doubles with each attempt"`
+	RetryMax  time.Duration `config:"retry-max" usage:"longest wait between a record's attempts"`
+	// StatusResend is how far back a device that connects gets the
+	// statuses of its records again.
+	StatusResend time.Duration `config:"status-resend" usage:"a connecting device gets the statuses of this last period again"`
+}
+
+// Defaults of the delivery queues.
+const (
+	DefaultMaxAttempts  = 10
+	DefaultRetryBase    = 5 * time.Second
+	DefaultRetryMax     = 10 * time.Minute
+	DefaultStatusResend = 10 * time.Minute
+)
+
+func (c DeliveryConfig) validate() []error {
+	var errs []error
+	if c.MaxAttempts < 1 || c.MaxAttempts > 1000 {
+		errs = append(errs, fmt.Errorf("delivery.max-attempts %d: between 1 and 1000", c.MaxAttempts))
+	}
+	if c.RetryBase < time.Second || c.RetryMax < c.RetryBase {
+		errs = append(errs, fmt.Errorf("delivery.retry-base %v and retry-max %v: base at least 1s, max at least base", c.RetryBase, c.RetryMax))
+	}
+	if c.StatusResend < 0 {
+		errs = append(errs, fmt.Errorf("delivery.status-resend %v: must not be negative", c.StatusResend))
+	}
+	return errs
+}
+
+// RetentionConfig configures how long the server keeps what devices send
+// (fleet-server/retention).
+type RetentionConfig struct {
+	// Biometric is the hard limit for undelivered records of the
+	// biometric kinds; accepted ones lose their body at once.
+	Biometric      time.Duration `config:"biometric" usage:"undelivered biometric records (retention.biometric-kinds) lose body and blobs after this"`
+	BiometricKinds []string      `config:"biometric-kinds" usage:"record kinds that carry biometrics (comma-separated)"`
+	// Undelivered is the limit for every other kind, unless Kinds sets
+	// one.
+	Undelivered time.Duration `config:"undelivered" usage:"undelivered records of other kinds lose body and blobs after this"`
+	// Kinds sets the limit of single kinds as KIND=DURATION.
+	Kinds []string `config:"kinds" usage:"limits of single record kinds as KIND=DURATION, e.g. roadwork.report=168h (comma-separated)"`
+	// Metadata is how long record metadata (no personal data) is kept.
+	Metadata   time.Duration `config:"metadata" usage:"record metadata is deleted after this (default 400 days)"`
+	SweepEvery time.Duration `config:"sweep-every" usage:"how often the retention policy is enforced"`
+}
+
+// options returns the retention options the configuration describes.
+func (c RetentionConfig) options() (retention.Options, error) {
+	o := retention.Options{
+		BiometricKinds: append([]string{}, c.BiometricKinds...), Biometric: c.Biometric,
+		Undelivered: c.Undelivered, Metadata: c.Metadata, Every: c.SweepEvery,
+	}
+	var errs []error
+	for _, kv := range c.Kinds {
+		kind, d, ok := strings.Cut(kv, "=")
+		dur, err := time.ParseDuration(d)
+		if !ok || kind == "" || err != nil {
+			errs = append(errs, fmt.Errorf("retention.kinds: %q is not KIND=DURATION (e.g. roadwork.report=168h)", kv))
+			continue
+		}
+		if o.Limits == nil {
+			o.Limits = map[string]time.Duration{}
+		}
+		o.Limits[kind] = dur
+	}
+	if c.Biometric <= 0 || c.Undelivered <= 0 || c.Metadata <= 0 || c.SweepEvery <= 0 {
+		errs = append(errs, errors.New("retention.biometric, undelivered, metadata and sweep-every must be positive"))
+	} else if err := o.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("retention: %w", err))
+	}
+	return o, errors.Join(errs...)
 }

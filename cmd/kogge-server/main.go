@@ -15,9 +15,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	fleetserver "github.com/kogge-fleet/kogge/fleet-server"
+	"github.com/kogge-fleet/kogge/fleet-server/dashboard"
 	"github.com/kogge-fleet/kogge/internal/config"
 )
 
@@ -82,6 +84,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "\nGenerated an API token (shown only now):\n\n    %s\n\nIt is stored in %s (mode 0600).\n"+
 			"koggectl reads it with --token-file %s or KOGGE_TOKEN.\n\n",
 			app.Token(), resolved.TokenPath(), resolved.TokenPath())
+	}
+	if pw, ok := app.AdminPassword(); ok {
+		fmt.Fprintf(stderr, "Created the dashboard user admin; its password (shown only now):\n\n    %s\n\n"+
+			"It is stored in %s (mode 0600). Sign in at %s and change it.\n\n",
+			pw, filepath.Join(resolved.DataDir, dashboard.AdminPasswordFile), app.DashboardURL())
 	}
 	if err := app.Run(ctx); err != nil {
 		logger.Error("fleet server failed", "err", err)

@@ -7,6 +7,11 @@
 //	koggectl device list|show|revoke
 //	koggectl twin get|set
 //	koggectl command send|status|list
+//	koggectl delivery list|show|queues
+//	koggectl dead-letter list|show|replay|discard
+//	koggectl erase --record ID | --reference REF
+//	koggectl audit list|verify
+//	koggectl bridge-cert --office O --csr FILE | list | revoke
 //
 // The admin commands talk to the fleet server's REST API; see admin.go for
 // --server, --token, --token-file and --json.
@@ -51,6 +56,18 @@ func runWith(args []string, getenv env, stdin io.Reader, stdout, stderr io.Write
 		err = twinCmd(args[1:], getenv, stdin, stdout, stderr)
 	case "command":
 		err = commandCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "delivery":
+		err = deliveryCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "dead-letter":
+		err = deadLetterCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "erase":
+		err = eraseCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "audit":
+		err = auditCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "bridge-cert":
+		err = bridgeCertCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "user":
+		err = userCmd(args[1:], getenv, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -99,6 +116,30 @@ fleet administration, through the fleet server's REST API:
   command send --device D | --group G NAME [KEY=VALUE ...] [--ttl D]
   command status ID
   command list --device D [--limit N]
+  delivery list [--office O] [--state S] [--limit N]
+  delivery show RECORD        a record's delivery and metadata (never the body)
+  delivery queues             queue depth, lag and dead letters per office
+  dead-letter list [--office O] [--limit N]
+  dead-letter show RECORD     why it failed, and the record's metadata
+  dead-letter replay RECORD   back into its queue, attempts reset (audited)
+  dead-letter discard RECORD [--reason TEXT]
+                              delete its sealed body and blobs (audited)
+  erase --record ID | --reference REF
+                              erase the body and blobs of a record, or of the
+                              records with a procedure reference (audited)
+  audit list [--action A] [--target T] [--since TIME|24h] [--newest] [--limit N]
+  audit verify                check the audit log's hash chain; exit 1 and the
+                              first broken entry on tampering
+  bridge-cert --office O --csr FILE|- [--out FILE]
+                              a client certificate for an office's bridge
+                              (FILE gets the certificate, FILE.ca the fleet CA)
+  bridge-cert list [--office O]
+  bridge-cert revoke SERIAL
+
+dashboard users, on the server machine (opens the server's database directly):
+  user add [--role R] [--password-stdin] NAME
+  user list
+  user passwd NAME
 
 flags of the fleet administration commands:
   --server URL        API base URL (KOGGE_SERVER, default http://127.0.0.1:8080)

@@ -5,8 +5,9 @@
 //
 // Request bodies are decoded strictly: at most MaxBodySize bytes, one JSON
 // value, no unknown fields. Every error is a JSON object {"error": "..."}
-// with a 4xx or 5xx status. Every call that changes something logs an
-// audit line (msg "audit") with the action and its subject.
+// with a 4xx or 5xx status. Every call that changes something appends an
+// entry to the audit log (fleet-server/audit): actor the API token
+// (audit.APIToken), the action, its target and details.
 package api
 
 import (
@@ -24,6 +25,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kogge-fleet/kogge/fleet-server/audit"
 )
 
 // Prefix is the root of the authenticated API.
@@ -91,6 +94,7 @@ type Handler struct {
 	mux      *http.ServeMux
 	routes   []Route
 	tokenSum [sha256.Size]byte
+	actor    string // the audit actor of requests with the token
 	svc      Services
 	log      *slog.Logger
 	now      func() time.Time
@@ -117,6 +121,7 @@ func New(token string, svc Services, opts Options) (*Handler, error) {
 	h := &Handler{
 		mux:      http.NewServeMux(),
 		tokenSum: sha256.Sum256([]byte(token)),
+		actor:    audit.APIToken(token),
 		svc:      svc,
 		log:      opts.Logger,
 		now:      opts.Now,
@@ -330,19 +335,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
-// audit logs a change made through the API. K4 replaces this with the
-// hash-chained audit log.
+// audit appends an entry for a change made through the API to the audit
+// log: the actor is the API token, the target the first attribute
+// ("group:kiosks"), the details all attributes (never personal data). The
+// change is made already; if the entry cannot be written, that is logged
+// as an error and the request still succeeds.
 func (h *Handler) audit(r *http.Request, action string, attrs ...any) {
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "audit",
-		append([]slog.Attr{slog.String("action", action), slog.String("actor", "api-token"),
-			slog.String("remote", r.RemoteAddr)}, argsToAttrs(attrs)...)...)
-}
-
-func argsToAttrs(args []any) []slog.Attr {
-	var out []slog.Attr
-	for i := 0; i+1 < len(args); i += 2 {
-		k, _ := args[i].(string)
-		out = append(out, slog.Any(k, args[i+1]))
+	details := map[string]any{}
+	target := ""
+	for i := 0; i+1 < len(attrs); i += 2 {
+		k, _ := attrs[i].(string)
+		details[k] = attrs[i+1]
+		if i == 0 {
+			target = k + ":" + fmt.Sprint(attrs[i+1])
+		}
 	}
-	return out
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+	defer cancel()
+	if _, err := h.svc.Audit.Record(ctx, h.actor, action, target, details); err != nil {
+		h.log.Error("audit entry not written; the change was made", "action", action, "target", target,
+			"remote", r.RemoteAddr, "err", err)
+	}
 }

@@ -12,8 +12,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kogge-fleet/kogge/fleet-server/audit"
 	"github.com/kogge-fleet/kogge/fleet-server/commands"
+	"github.com/kogge-fleet/kogge/fleet-server/delivery"
 	"github.com/kogge-fleet/kogge/fleet-server/registry"
+	"github.com/kogge-fleet/kogge/fleet-server/retention"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
 	"github.com/kogge-fleet/kogge/fleet-server/twin"
 )
@@ -25,6 +28,7 @@ type testEnv struct {
 	db     *store.DB
 	reg    *registry.Registry
 	broker *fakeBroker
+	q      *delivery.Queue
 }
 
 // fakeBroker keeps what is published.
@@ -72,11 +76,24 @@ func newTestEnv(t *testing.T, edit func(o *Options)) *testEnv {
 	if edit != nil {
 		edit(&opts)
 	}
-	h, err := New(testToken, Services{Registry: reg, Records: db, Presence: db, Commands: cmds, Twin: tw}, opts)
+	log, err := audit.New(db, audit.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{h: h, db: db, reg: reg, broker: b}
+	q, err := delivery.New(db, b, delivery.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := retention.New(db, q, retention.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(testToken, Services{Registry: reg, Records: db, Presence: db, Commands: cmds, Twin: tw,
+		Audit: log, Deliveries: q, Erasure: sw, BridgeCerts: reg}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testEnv{h: h, db: db, reg: reg, broker: b, q: q}
 }
 
 // newTestHandler returns a handler over real services on a fresh store.

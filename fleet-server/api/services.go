@@ -9,8 +9,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kogge-fleet/kogge/fleet-server/audit"
 	"github.com/kogge-fleet/kogge/fleet-server/commands"
+	"github.com/kogge-fleet/kogge/fleet-server/delivery"
 	"github.com/kogge-fleet/kogge/fleet-server/registry"
+	"github.com/kogge-fleet/kogge/fleet-server/retention"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
 	"github.com/kogge-fleet/kogge/fleet-server/twin"
 )
@@ -63,13 +66,45 @@ type Twin interface {
 	Device(ctx context.Context, device string) (twin.View, error)
 }
 
+// Audit is what the API needs of fleet-server/audit.
+type Audit interface {
+	Record(ctx context.Context, actor, action, target string, details map[string]any) (audit.Entry, error)
+	List(ctx context.Context, f audit.Filter) ([]audit.Entry, error)
+	Verify(ctx context.Context) (int, error)
+}
+
+// Deliveries is what the API needs of fleet-server/delivery.
+type Deliveries interface {
+	Deliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, error)
+	Inspect(ctx context.Context, id uuid.UUID) (delivery.Info, error)
+	Stats(ctx context.Context) ([]store.OfficeStats, error)
+	Replay(ctx context.Context, id uuid.UUID, actor string) (store.Delivery, error)
+	Discard(ctx context.Context, id uuid.UUID, reason, actor string) (store.Delivery, error)
+}
+
+// Erasure is what the API needs of fleet-server/retention.
+type Erasure interface {
+	Erase(ctx context.Context, req retention.Request) (retention.ErasureResult, error)
+}
+
+// BridgeCerts is what the API needs of fleet-server/registry for bridges.
+type BridgeCerts interface {
+	IssueBridgeCertificate(ctx context.Context, office string, csr []byte) (registry.BridgeCertificate, error)
+	BridgeCertificates(ctx context.Context, office string) ([]registry.BridgeCertificate, error)
+	RevokeBridgeCertificate(ctx context.Context, serial string) (registry.BridgeCertificate, error)
+}
+
 // Services are the components the API serves from. All are required.
 type Services struct {
-	Registry Registry
-	Records  Records
-	Presence Presence
-	Commands Commands
-	Twin     Twin
+	Registry    Registry
+	Records     Records
+	Presence    Presence
+	Commands    Commands
+	Twin        Twin
+	Audit       Audit
+	Deliveries  Deliveries
+	Erasure     Erasure
+	BridgeCerts BridgeCerts
 }
 
 func (s Services) validate() error {
@@ -88,6 +123,18 @@ func (s Services) validate() error {
 	}
 	if s.Twin == nil {
 		missing = append(missing, "twin")
+	}
+	if s.Audit == nil {
+		missing = append(missing, "audit")
+	}
+	if s.Deliveries == nil {
+		missing = append(missing, "deliveries")
+	}
+	if s.Erasure == nil {
+		missing = append(missing, "erasure")
+	}
+	if s.BridgeCerts == nil {
+		missing = append(missing, "bridge certificates")
 	}
 	if len(missing) > 0 {
 		return errors.New("api: services missing: " + strings.Join(missing, ", "))
@@ -127,6 +174,23 @@ func (h *Handler) registerRoutes() {
 
 	h.handle("GET "+Prefix+"/records", h.listRecords)
 	h.handle("GET "+Prefix+"/devices/{device}/records/{record}", h.showRecord)
+
+	h.handle("GET "+Prefix+"/deliveries", h.listDeliveries)
+	h.handle("GET "+Prefix+"/queues", h.deliveryStats)
+	h.handle("GET "+Prefix+"/deliveries/{record}", h.showDelivery)
+	h.handle("GET "+Prefix+"/dead-letters", h.listDeadLetters)
+	h.handle("GET "+Prefix+"/dead-letters/{record}", h.showDeadLetter)
+	h.handle("POST "+Prefix+"/dead-letters/{record}/replay", h.replayDeadLetter)
+	h.handle("POST "+Prefix+"/dead-letters/{record}/discard", h.discardDeadLetter)
+
+	h.handle("POST "+Prefix+"/erasures", h.erase)
+
+	h.handle("GET "+Prefix+"/audit", h.listAudit)
+	h.handle("POST "+Prefix+"/audit/verify", h.verifyAudit)
+
+	h.handle("GET "+Prefix+"/bridge-certificates", h.listBridgeCerts)
+	h.handle("POST "+Prefix+"/bridge-certificates", h.issueBridgeCert)
+	h.handle("POST "+Prefix+"/bridge-certificates/{serial}/revoke", h.revokeBridgeCert)
 }
 
 // mapError turns the errors of the services into HTTP errors. Their messages
@@ -143,8 +207,13 @@ func mapError(err error) error {
 	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrGroupNotEmpty),
 		errors.Is(err, registry.ErrCodeUsed):
 		status = http.StatusConflict
-	case errors.Is(err, registry.ErrInvalid), errors.Is(err, commands.ErrInvalid), errors.Is(err, twin.ErrInvalid):
+	case errors.Is(err, registry.ErrInvalid), errors.Is(err, commands.ErrInvalid), errors.Is(err, twin.ErrInvalid),
+		errors.Is(err, delivery.ErrInvalid), errors.Is(err, retention.ErrInvalid):
 		status = http.StatusBadRequest
+	case errors.Is(err, delivery.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, delivery.ErrNotDeadLetter):
+		status = http.StatusConflict
 	case errors.Is(err, store.ErrDeviceRevoked):
 		status = http.StatusConflict
 		return &httpError{status: status, msg: "the device is revoked; it receives nothing any more"}

@@ -462,6 +462,15 @@ func (in *Ingest) applyRecords(ctx context.Context, tx *store.IngestTx, d *devic
 				return err
 			}
 			if stored {
+				if len(l.r.Blobs) == 0 {
+					// Complete at once; one with blobs is queued when
+					// its last blob completes.
+					other, err := tx.EnqueueRecord(ctx, d.device, l.r, now)
+					if err != nil {
+						return err
+					}
+					in.collision(d.device, l.r.ID, other, now)
+				}
 				continue
 			}
 			// Its id is stored with another sequence (its sequence is
@@ -681,6 +690,9 @@ func (in *Ingest) applyChunks(ctx context.Context, tx *store.IngestTx, d *device
 				if err := tx.CompleteBlob(ctx, d.device, c.Record, c.Blob, now); err != nil {
 					return err
 				}
+				if err := in.deliverable(ctx, tx, d.device, c.Record, now); err != nil {
+					return err
+				}
 				b.Complete = true
 				d.ackChunk(c, protocol.AckStored, "", true)
 				continue
@@ -697,4 +709,24 @@ func (in *Ingest) applyChunks(ctx context.Context, tx *store.IngestTx, d *device
 		}
 	}
 	return nil
+}
+
+// deliverable queues a record for delivery to its office, in the batch's
+// transaction, once it and all its blobs are stored (store.EnqueueDelivery
+// leaves it alone otherwise).
+func (in *Ingest) deliverable(ctx context.Context, tx *store.IngestTx, device string, record uuid.UUID, now int64) error {
+	other, err := tx.EnqueueDelivery(ctx, device, record, now)
+	if err != nil {
+		return err
+	}
+	in.collision(device, record, other, now)
+	return nil
+}
+
+// collision warns of a record whose id another device's delivery holds.
+func (in *Ingest) collision(device string, record uuid.UUID, other string, now int64) {
+	if other != "" {
+		in.warn.Warn(time.UnixMilli(now), "ingest: record id is queued for delivery for another device already; "+
+			"this record is stored but not delivered", "device", device, "record", record, "other_device", other)
+	}
 }

@@ -19,7 +19,9 @@
 // many devices at once, stores the whole batch in one
 // transaction (group commit), and only after the commit publishes one Ack per
 // device (records, chunks and command results together) and answers the
-// sync hellos of the batch.
+// sync hellos of the batch. A record is queued for delivery to its office
+// (store.IngestTx.EnqueueDelivery, fleet-server/delivery) in the same
+// transaction that stores it, or that completes its last blob.
 //
 // # Order and idempotence
 //

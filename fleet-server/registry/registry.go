@@ -33,6 +33,9 @@
 //	Device(ctx, id) (Device, error)                  with its certificates
 //	RevokeDevice(ctx, id, reason) error              disconnects it at once (OnRevoke listeners)
 //	RevokeCertificate(ctx, serial) error
+//	IssueBridgeCertificate(ctx, office, csr) (BridgeCertificate, error)   see bridge.go
+//	BridgeCertificates(ctx, office) ([]BridgeCertificate, error)
+//	RevokeBridgeCertificate(ctx, serial) (BridgeCertificate, error)
 //
 // Error mapping for REST: ErrNotFound → 404, ErrExists and ErrGroupNotEmpty
 // → 409, ErrInvalid → 400, ErrCodeUnknown, ErrCodeUsed, ErrCodeExpired,
@@ -53,6 +56,9 @@
 // and [Registry.UpdateInventory]. [Registry.Run] flushes last-seen times and
 // reloads the revocation cache from the store every RefreshInterval, so that
 // revocations made by another replica take effect here within that time.
+// The bridge API asks [Registry.BridgeOffice] which office a bridge's
+// client certificate belongs to (a store lookup per request, so that a
+// revoked bridge certificate is refused at once on every replica).
 package registry
 
 import (
@@ -97,6 +103,9 @@ type Options struct {
 	BrokerAddress string
 	// CertLifetime is the lifetime of device certificates; default 90 days.
 	CertLifetime time.Duration
+	// BridgeCertLifetime is the lifetime of bridge certificates (see
+	// bridge.go); default 365 days.
+	BridgeCertLifetime time.Duration
 	// ServerCertLifetime is the lifetime of the server certificate; default
 	// 365 days. It is issued anew when a third of it is left.
 	ServerCertLifetime time.Duration
@@ -124,6 +133,9 @@ func (o *Options) setDefaults() {
 	if o.CertLifetime == 0 {
 		o.CertLifetime = 90 * 24 * time.Hour
 	}
+	if o.BridgeCertLifetime == 0 {
+		o.BridgeCertLifetime = 365 * 24 * time.Hour
+	}
 	if o.ServerCertLifetime == 0 {
 		o.ServerCertLifetime = 365 * 24 * time.Hour
 	}
@@ -146,6 +158,8 @@ func (o *Options) Validate() error {
 	switch {
 	case o.CertLifetime < time.Hour:
 		return fmt.Errorf("device certificate lifetime %v is shorter than an hour", o.CertLifetime)
+	case o.BridgeCertLifetime < time.Hour:
+		return fmt.Errorf("bridge certificate lifetime %v is shorter than an hour", o.BridgeCertLifetime)
 	case o.ServerCertLifetime < time.Hour:
 		return fmt.Errorf("server certificate lifetime %v is shorter than an hour", o.ServerCertLifetime)
 	case o.CodeLifetime < time.Minute || o.CodeLifetime > MaxCodeLifetime:

@@ -8,7 +8,12 @@
 // Schema migrations are embedded, numbered and applied in order at Open, per
 // dialect, under migrations/{sqlite,postgres}/NNNN_name.sql. Number ranges
 // belong to areas so that they never collide: 0001–0009 core, 0010–0019
-// registry, 0020–0029 ingest and records, 0030–0039 twin, commands, health.
+// registry, 0020–0029 ingest and records, 0030–0039 twin, commands, health,
+// 0040–0059 delivery, audit and retention.
+//
+// Placeholders: SQLite numbers $N parameters in the order they first appear
+// in the statement text, not by N; so keep them ascending in the text
+// ($1 before $2 before $3), reusing a number as often as needed.
 package store
 
 import (

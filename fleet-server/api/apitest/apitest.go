@@ -1,7 +1,8 @@
 // Package apitest runs the real REST API for tests of its clients: the
 // api.Handler over a real SQLite store in a temporary directory, with the
-// real registry, commands and twin services, behind an httptest server. Only the
-// broker is a fake that keeps what is published.
+// real registry, commands, twin, audit, delivery and retention services,
+// behind an httptest server. Only the broker is a fake that keeps what is
+// published.
 package apitest
 
 import (
@@ -18,8 +19,11 @@ import (
 	"testing"
 
 	"github.com/kogge-fleet/kogge/fleet-server/api"
+	"github.com/kogge-fleet/kogge/fleet-server/audit"
 	"github.com/kogge-fleet/kogge/fleet-server/commands"
+	"github.com/kogge-fleet/kogge/fleet-server/delivery"
 	"github.com/kogge-fleet/kogge/fleet-server/registry"
+	"github.com/kogge-fleet/kogge/fleet-server/retention"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
 	"github.com/kogge-fleet/kogge/fleet-server/twin"
 )
@@ -29,12 +33,18 @@ const Token = "apitest-token-0123456789abcdef"
 
 // Server is a running API.
 type Server struct {
-	URL      string
-	DB       *store.DB
-	Registry *registry.Registry
-	Commands *commands.Service
-	Twin     *twin.Service
-	Broker   *Broker
+	URL string
+	DB  *store.DB
+	// DBFile is the SQLite file, for tests that change it behind the
+	// server's back (tampering with the audit log).
+	DBFile    string
+	Registry  *registry.Registry
+	Commands  *commands.Service
+	Twin      *twin.Service
+	Broker    *Broker
+	Audit     *audit.Log
+	Queue     *delivery.Queue
+	Retention *retention.Sweeper
 }
 
 // Broker is a fake broker that keeps what is published.
@@ -70,7 +80,8 @@ func New(t testing.TB) *Server {
 	t.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "kogge.db"), store.Options{Logger: quiet})
+	file := filepath.Join(t.TempDir(), "kogge.db")
+	db, err := store.Open(ctx, file, store.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +99,27 @@ func New(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(Token, api.Services{Registry: reg, Records: db, Presence: db, Commands: cmds, Twin: tw},
-		api.Options{Logger: quiet})
+	log, err := audit.New(db, audit.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := delivery.New(db, b, delivery.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := retention.New(db, q, retention.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(Token, api.Services{Registry: reg, Records: db, Presence: db, Commands: cmds, Twin: tw,
+		Audit: log, Deliveries: q, Erasure: sw, BridgeCerts: reg}, api.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &Server{URL: srv.URL, DB: db, Registry: reg, Commands: cmds, Twin: tw, Broker: b}
+	return &Server{URL: srv.URL, DB: db, DBFile: file, Registry: reg, Commands: cmds, Twin: tw, Broker: b,
+		Audit: log, Queue: q, Retention: sw}
 }
 
 // Enroll enrolls a device with an enrollment code, as a device would, and
