@@ -29,6 +29,7 @@ import (
 	"github.com/kogge-fleet/kogge/fleet-server/alerts"
 	"github.com/kogge-fleet/kogge/fleet-server/api"
 	"github.com/kogge-fleet/kogge/fleet-server/audit"
+	"github.com/kogge-fleet/kogge/fleet-server/bridge/bridgeconfig"
 	"github.com/kogge-fleet/kogge/fleet-server/broker"
 	"github.com/kogge-fleet/kogge/fleet-server/commands"
 	"github.com/kogge-fleet/kogge/fleet-server/dashboard"
@@ -80,6 +81,7 @@ type App struct {
 	retention *retention.Sweeper
 	bridgeAPI http.Handler
 	bridges   []inProcessBridge
+	built     []*bridgeconfig.Bridge
 
 	dashboard      *dashboard.Handler
 	dashLn         net.Listener
@@ -113,6 +115,9 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		}
 	}
 	cfg = cfg.Resolve()
+	if err := cfg.loadBridges(); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -437,6 +442,9 @@ func (a *App) logStarted() {
 func (a *App) Close() error {
 	a.closeOne.Do(func() {
 		var errs []error
+		for _, b := range a.built {
+			b.Close()
+		}
 		for _, ln := range []net.Listener{a.apiLn, a.enrollLn, a.dashLn} {
 			if ln != nil {
 				if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

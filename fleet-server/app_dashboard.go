@@ -11,7 +11,6 @@ import (
 
 	"github.com/kogge-fleet/kogge/fleet-server/alerts"
 	"github.com/kogge-fleet/kogge/fleet-server/api"
-	"github.com/kogge-fleet/kogge/fleet-server/audit"
 	"github.com/kogge-fleet/kogge/fleet-server/dashboard"
 	"github.com/kogge-fleet/kogge/fleet-server/dashboard/auth"
 )
@@ -41,10 +40,6 @@ func (a *App) newDashboard(ctx context.Context, logger *slog.Logger) error {
 	if a.alerts, err = alerts.New(a.db, opts); err != nil {
 		return err
 	}
-	auditLog, err := audit.New(a.db, audit.Options{Logger: logger.With("component", "audit")})
-	if err != nil {
-		return err
-	}
 	dopts := dashboard.Options{
 		Logger: logger.With("component", "dashboard"), PublicURL: cfg.PublicURL, Lang: cfg.Lang,
 		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, Rates: a.rates,
@@ -61,8 +56,7 @@ func (a *App) newDashboard(ctx context.Context, logger *slog.Logger) error {
 	}
 	a.dashboard, err = dashboard.New(dashboard.Services{
 		Registry: a.registry, Fleet: a.db, Users: a.db, Commands: a.commands, Twin: a.twin,
-		Rules: a.alerts, Alerts: a.db, Audit: auditLog,
-		// Delivery: the delivery queue, once the App runs one.
+		Rules: a.alerts, Alerts: a.db, Audit: a.audit, Delivery: a.delivery,
 	}, dopts)
 	if err != nil {
 		return err

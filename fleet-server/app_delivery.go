@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/kogge-fleet/kogge/fleet-server/audit"
+	"github.com/kogge-fleet/kogge/fleet-server/bridge/bridgeconfig"
 	"github.com/kogge-fleet/kogge/fleet-server/delivery"
 	"github.com/kogge-fleet/kogge/fleet-server/registry"
 	"github.com/kogge-fleet/kogge/fleet-server/retention"
@@ -34,6 +35,10 @@ import (
 // or crashes takes the server with it. Use it on one machine, for trials
 // and small installations; not where the server is operated by others than
 // the office.
+//
+// Config.Bridges (or the JSON list in bridges-file) configures in-process
+// bridges: each is built with fleet-server/bridge/bridgeconfig, the same
+// settings kogge-bridge takes, on the queue instead of the bridge API.
 
 // BridgeRunner is a bridge that runs inside the server: fleet-server/bridge's
 // *Runner, built on App.Queue.
@@ -75,7 +80,22 @@ func (a *App) newDelivery(cfg Config, logger *slog.Logger) error {
 	a.bridgeAPI, err = delivery.NewHandler(a.delivery, a.bridgeOffice, delivery.HandlerOptions{
 		Logger: logger.With("component", "bridge-api"),
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	for _, bc := range cfg.Bridges {
+		b, err := bridgeconfig.Build(bc, a.delivery, bridgeconfig.Options{
+			Logger: logger.With("component", "bridge"), Registerer: a.metrics,
+		})
+		if err != nil {
+			return err
+		}
+		a.built = append(a.built, b)
+		if err := a.AddBridge(bc.Office, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bridgeOffice authenticates a bridge by its client certificate: the

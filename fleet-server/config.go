@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kogge-fleet/kogge/fleet-server/bridge/bridgeconfig"
 	"github.com/kogge-fleet/kogge/fleet-server/registry"
 	"github.com/kogge-fleet/kogge/fleet-server/retention"
 )
@@ -37,6 +38,16 @@ type Config struct {
 	Dashboard DashboardConfig `config:"dashboard"`
 	Delivery  DeliveryConfig  `config:"delivery"`
 	Retention RetentionConfig `config:"retention"`
+
+	// BridgesFile is a JSON file with a list of bridges to run inside the
+	// server (see Bridges); New reads it and appends them to Bridges.
+	BridgesFile string `config:"bridges-file" usage:"JSON file with a list of in-process bridges (bridgeconfig.Config objects: office, keys or key-secrets, connector, procedure, bridge); see the trade-off in the docs"`
+	// Bridges are the offices' bridges the server runs in-process, on its
+	// own delivery queue, for the one-command default (see
+	// app_delivery.go for the trade-off: the offices' private keys then
+	// live in the server). They are set in Go or through BridgesFile, not
+	// as flags or environment variables.
+	Bridges []bridgeconfig.Config
 }
 
 // APIConfig configures the REST API.
@@ -297,6 +308,17 @@ func (c Config) Validate() error {
 		add("dashboard.oidc: set dashboard.public-url or dashboard.oidc.redirect-url for the callback")
 	}
 	errs = append(errs, c.Delivery.validate()...)
+	offices := map[string]bool{}
+	for i := range c.Bridges {
+		b := &c.Bridges[i]
+		if err := b.Validate(); err != nil {
+			add("bridge %d (%s): %v", i+1, b.Office, err)
+		}
+		if offices[b.Office] {
+			add("bridge %d: office %s has a bridge already", i+1, b.Office)
+		}
+		offices[b.Office] = true
+	}
 	if _, err := c.Retention.options(); err != nil {
 		add("%v", err)
 	}
@@ -463,4 +485,21 @@ func (c RetentionConfig) options() (retention.Options, error) {
 		errs = append(errs, fmt.Errorf("retention: %w", err))
 	}
 	return o, errors.Join(errs...)
+}
+
+// loadBridges appends the bridges of BridgesFile to Bridges.
+func (c *Config) loadBridges() error {
+	if c.BridgesFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.BridgesFile)
+	if err != nil {
+		return fmt.Errorf("bridges-file: %w", err)
+	}
+	list, err := bridgeconfig.DecodeList(b)
+	if err != nil {
+		return fmt.Errorf("bridges-file %s: %w", c.BridgesFile, err)
+	}
+	c.Bridges = append(append([]bridgeconfig.Config(nil), c.Bridges...), list...)
+	return nil
 }

@@ -17,7 +17,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,10 +34,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/kogge-fleet/kogge/fleet-server/bridge"
+	"github.com/kogge-fleet/kogge/fleet-server/bridge/bridgeconfig"
 	"github.com/kogge-fleet/kogge/fleet-server/delivery/bridgeclient"
 	"github.com/kogge-fleet/kogge/internal/config"
-	"github.com/kogge-fleet/kogge/protocol/seal"
 )
 
 func main() {
@@ -94,15 +92,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 // serve builds the bridge from cfg and runs it until ctx ends.
 func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
-	keys, err := keyring(cfg)
+	bc := cfg.bridge()
+	keys, err := bc.Keyring()
 	if err != nil {
 		return err
 	}
-	conn, closeConn, err := connector(cfg, log)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
 	tc, err := fleetTLS(cfg.TLS)
 	if err != nil {
 		return err
@@ -113,14 +107,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	runner, err := bridge.New(client, keys, conn, bridge.Options{
-		Office: cfg.Office, Logger: log, Registerer: reg,
-		Concurrency: cfg.Bridge.Concurrency, Visibility: cfg.Bridge.Visibility,
-		DrainTimeout: cfg.Bridge.DrainTimeout, PollInterval: cfg.Bridge.PollInterval,
-	})
+	runner, err := bridgeconfig.Build(bc, client, bridgeconfig.Options{Logger: log, Registerer: reg, Keys: keys})
 	if err != nil {
 		return err
 	}
+	defer runner.Close()
 
 	var metricsDone chan error
 	var srv *http.Server
@@ -152,50 +143,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return err
 }
 
-// keyring loads the office's keys.
-func keyring(cfg Config) (*seal.Keyring, error) {
-	ring := seal.NewKeyring(cfg.Office)
-	for _, k := range cfg.Keys {
-		id, file, _ := strings.Cut(k, "=")
-		secret, err := readSecret(file, "office key "+id)
-		if err != nil {
-			return nil, err
-		}
-		err = ring.Add(id, string(secret))
-		clear(secret)
-		if err != nil {
-			return nil, fmt.Errorf("office key file %s: %w", file, err)
-		}
-	}
-	for _, id := range cfg.RetiredKeys {
-		ring.Retire(id)
-	}
-	return ring, nil
-}
-
 // fleetTLS is the bridge's TLS towards the fleet server.
 func fleetTLS(c TLSConfig) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
 	if err != nil {
 		return nil, fmt.Errorf("bridge certificate: %w", err)
 	}
-	pool, err := loadPool(c.CA)
+	pool, err := bridgeconfig.LoadPool(c.CA)
 	if err != nil {
 		return nil, fmt.Errorf("fleet CA: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
-
-func loadPool(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", file)
-	}
-	return pool, nil
 }
 
 func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {

@@ -3,7 +3,11 @@ package broker
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509/pkix"
 	"errors"
 	"log/slog"
 	"strings"
@@ -65,6 +69,13 @@ func TestConnectRefusals(t *testing.T) {
 	revokedDev := p.device(t, "kiosk-2")
 	rev.revokeDevice("kiosk-2")
 	badName := p.device(t, "kiosk/#")
+	bridgeKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bridge certificate from the same CA whose CN is a valid device id.
+	bridgeCert := p.client(t, pkix.Name{Organization: []string{"Kogge"}, OrganizationalUnit: []string{bridgeUnit},
+		CommonName: "bridge.buergeramt"}, bridgeKey)
 
 	tests := []struct {
 		name   string
@@ -77,6 +88,7 @@ func TestConnectRefusals(t *testing.T) {
 		{"revoked device", pahoOpts{clientID: "kiosk-2", tls: p.clientTLS(&revokedDev)}, refusedRevoked},
 		{"certificate names no valid device", pahoOpts{clientID: "kiosk/#", tls: p.clientTLS(&badName)}, refusedBadIdentity},
 		{"no certificate", pahoOpts{clientID: "kiosk-1", tls: p.clientTLS(nil)}, refusedNoCertificate},
+		{"bridge certificate", pahoOpts{clientID: "bridge.buergeramt", tls: p.clientTLS(&bridgeCert)}, refusedBridge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -87,8 +87,13 @@ func (p *testPKI) device(t testing.TB, id string) tls.Certificate {
 }
 
 func (p *testPKI) deviceWithKey(t testing.TB, id string, key *ecdsa.PrivateKey) tls.Certificate {
+	return p.client(t, pkix.Name{CommonName: id}, key)
+}
+
+// client issues a client certificate for subject.
+func (p *testPKI) client(t testing.TB, subject pkix.Name, key *ecdsa.PrivateKey) tls.Certificate {
 	leaf := p.sign(t, &x509.Certificate{
-		Subject: pkix.Name{CommonName: id}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		Subject: subject, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, &key.PublicKey)
 	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
 }

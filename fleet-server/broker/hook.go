@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"math/big"
+	"slices"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -42,9 +43,15 @@ const (
 	refusedRevoked       = "revoked"
 	refusedClientID      = "client_id"
 	refusedWillTopic     = "will_topic"
+	refusedBridge        = "bridge"
 )
 
-var refusedReasons = []string{refusedTLS, refusedNoCertificate, refusedBadIdentity, refusedRevoked, refusedClientID, refusedWillTopic}
+// bridgeUnit is the subject OU of bridge certificates (registry.BridgeUnit,
+// which this package cannot import): they open the bridge API, never an
+// MQTT session.
+const bridgeUnit = "Kogge bridge"
+
+var refusedReasons = []string{refusedTLS, refusedNoCertificate, refusedBadIdentity, refusedRevoked, refusedClientID, refusedWillTopic, refusedBridge}
 
 // identify returns the device a connection belongs to, or the reason to
 // refuse it.
@@ -58,6 +65,9 @@ func (h *hook) identify(cl *mqtt.Client, pk packets.Packet) (device, refused str
 		}
 		leaf := cs.VerifiedChains[0][0]
 		device, serial = leaf.Subject.CommonName, leaf.SerialNumber
+		if slices.Contains(leaf.Subject.OrganizationalUnit, bridgeUnit) {
+			return device, refusedBridge
+		}
 	default:
 		if cl.Net.Listener != devListenerID || !h.devInsecure {
 			return "", refusedNoCertificate

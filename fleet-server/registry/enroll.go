@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kogge-fleet/kogge/fleet-server/store"
@@ -58,6 +59,9 @@ func (r *Registry) Enroll(ctx context.Context, req EnrollRequest) (Enrollment, e
 	if req.DeviceID != "" {
 		if err := protocol.ValidateDeviceID(req.DeviceID); err != nil {
 			return Enrollment{}, fmt.Errorf("%w: device id: %v", ErrInvalid, err)
+		}
+		if strings.HasPrefix(req.DeviceID, BridgePrefix) {
+			return Enrollment{}, fmt.Errorf("%w: device id %q: ids starting with %q name bridges, not devices", ErrInvalid, req.DeviceID, BridgePrefix)
 		}
 	}
 	inv, err := storeInventory(req.Inventory)

@@ -343,6 +343,7 @@ func TestEnrollValidation(t *testing.T) {
 			{"bad signature", EnrollRequest{Code: code, CSR: tampered}},
 			{"device id with slash", EnrollRequest{Code: code, CSR: good, DeviceID: "a/b"}},
 			{"device id with wildcard", EnrollRequest{Code: code, CSR: good, DeviceID: "a+"}},
+			{"device id of a bridge", EnrollRequest{Code: code, CSR: good, DeviceID: "bridge.buergeramt"}},
 			{"long model", EnrollRequest{Code: code, CSR: good, Inventory: Inventory{Model: strings.Repeat("x", 201)}}},
 			{"control character", EnrollRequest{Code: code, CSR: good, Inventory: Inventory{Location: "a\x00b"}}},
 			{"nameless peripheral", EnrollRequest{Code: code, CSR: good, Inventory: Inventory{Peripherals: []Peripheral{{Kind: "camera"}}}}},

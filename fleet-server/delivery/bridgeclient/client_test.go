@@ -326,14 +326,17 @@ func TestBridgeAPIOverTLS(t *testing.T) {
 func TestBridgeAPIRefusesNonBridges(t *testing.T) {
 	ctx := context.Background()
 	f := newFleet(t, openStore(t, filepath.Join(t.TempDir(), "kogge.db")))
-	// A device that asked for a bridge's name has a device certificate:
-	// that is no bridge's.
+	// A device cannot take a bridge's name, and a device certificate is no
+	// bridge's.
 	code, err := f.reg.CreateCode(ctx, "g", registry.CodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	key, req := csr(t)
-	enr, err := f.reg.Enroll(ctx, registry.EnrollRequest{Code: code.Secret, CSR: req, DeviceID: "bridge.amt-a"})
+	if _, err := f.reg.Enroll(ctx, registry.EnrollRequest{Code: code.Secret, CSR: req, DeviceID: "bridge.amt-a"}); !errors.Is(err, registry.ErrInvalid) {
+		t.Fatalf("enrolling a device as bridge.amt-a: %v, want ErrInvalid", err)
+	}
+	enr, err := f.reg.Enroll(ctx, registry.EnrollRequest{Code: code.Secret, CSR: req, DeviceID: "kiosk-amt-a"})
 	if err != nil {
 		t.Fatal(err)
 	}
