@@ -89,13 +89,11 @@ vet: ## go vet ./...
 fuzz: ## run every Fuzz* target one after another, each for FUZZTIME (default 60s)
 	@GO='$(GO)' FUZZTIME='$(FUZZTIME)' bash scripts/fuzz.sh
 
-demo: ## the main job on embedded defaults (arrives with K5)
-	@echo "make demo arrives with issue K5: it will run kogge-sim demo, i.e. the fleet server"
-	@echo "on embedded defaults (its own MQTT broker and SQLite), simulated devices and"
-	@echo "procedures, and the dashboard. Nothing to run yet."
+demo: build ## the main job on embedded defaults: fleet server, bridges, procedures and a fleet (kogge-sim demo; Ctrl-C stops)
+	./bin/kogge-sim demo
 
-bench: ## benchmark scenarios, kogge-sim bench (arrives with K5)
-	@echo "make bench arrives with issue K5: it will run kogge-sim bench. Nothing to run yet."
+bench: build ## benchmark scenarios (kogge-sim bench): prints a table, appends to bench-results.json
+	./bin/kogge-sim bench --out=bench-results.json
 
 bench-agent: ## agent benchmarks: group commit, drain rate, idle memory
 	$(GO) test -run='^$$' -bench='BenchmarkCommitRatio' -benchtime=1x ./agent/store/

@@ -86,9 +86,11 @@ func (h *Handler) listRecords(w http.ResponseWriter, r *http.Request) error {
 	out := recordList{Records: []recordJSON{}}
 	const batch = 500
 	for {
+		// Pages of the store stay below its cap, so that a short page
+		// always means the end.
 		f.Limit = batch
 		if status == "" {
-			f.Limit = limit + 1
+			f.Limit = min(limit+1, batch)
 		}
 		rs, err := h.svc.Records.Records(r.Context(), f)
 		if err != nil {
