@@ -91,49 +91,8 @@ type testServer struct {
 
 func startServer(t *testing.T, logs *logSink) *testServer {
 	t.Helper()
-	cfg := fleetserver.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.API.Listen = "127.0.0.1:0"
-	cfg.Enroll.Listen = "127.0.0.1:0"
-	cfg.Broker.Listen = "127.0.0.1:0"
-	cfg.TLS.Names = []string{"127.0.0.1"}
-	cfg.Broker.Keepalive = 5 * time.Second
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("side", "server")
-	app, err := fleetserver.New(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			return errors.New("server did not stop within 30s")
-		}
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	api, err := client.New(app.APIURL(), app.Token(), client.Options{Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "server ready", 30*time.Second, func() (bool, string) {
-		_, err := api.Groups(context.Background())
-		return err == nil, errString(err)
-	})
-	return &testServer{app: app, api: api, stop: stop}
+	srv, _ := startServerWith(t, logs, func(*fleetserver.Config) {})
+	return srv
 }
 
 type testDevice struct {
