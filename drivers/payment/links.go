@@ -131,152 +131,36 @@ func NewSerial(path string, opts Options) (*Client, error) {
 	return newClient("serial "+path, dial, opts)
 }
 
-// frameTries is how often a frame is sent before giving up when the
-// terminal answers NAK or nothing.
-const frameTries = 3
-
-// frameAckTimeout is how long the other side may take to ACK a frame.
-const frameAckTimeout = time.Second
-
-// serialLink speaks the serial transport. A goroutine reads the line,
-// acknowledges good frames (ACK) and rejects damaged ones (NAK).
-type serialLink struct {
-	p      serial.Port
-	events chan zvt.Event
-	done   chan struct{}
-	wg     sync.WaitGroup
-	wmu    sync.Mutex // the reader writes ACK/NAK while send writes frames
-	err    error      // why events was closed
-	queued []zvt.APDU // frames that arrived while send waited for its ACK
-}
+// serialLink speaks the serial transport through zvt.Link and states its
+// errors in the drivers' terms.
+type serialLink struct{ l *zvt.Link }
 
 func newSerialLink(p serial.Port) *serialLink {
-	l := &serialLink{p: p, events: make(chan zvt.Event, 16), done: make(chan struct{})}
-	l.wg.Add(1)
-	go l.read()
-	return l
+	write := func(b []byte) error { _, err := p.Write(b); return err }
+	return &serialLink{l: zvt.NewLink(p, write, p)}
 }
 
-func (l *serialLink) write(b []byte) error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	_, err := l.p.Write(b)
-	return err
+func (s *serialLink) send(ctx context.Context, a zvt.APDU) error {
+	return linkErr(s.l.Send(ctx, a))
 }
 
-func (l *serialLink) read() {
-	defer l.wg.Done()
-	defer close(l.events)
-	var dec zvt.FrameDecoder
-	buf := make([]byte, 256)
-	for {
-		n, err := l.p.Read(buf)
-		if err != nil {
-			l.err = errors.Join(drivers.ErrDisconnected, fmt.Errorf("read: %w", err))
-			return
-		}
-		for _, c := range buf[:n] {
-			ev := dec.Feed(c)
-			switch ev.Kind {
-			case zvt.EventNone:
-				continue
-			case zvt.EventFrame:
-				l.write([]byte{zvt.ACK})
-			case zvt.EventBadFrame:
-				l.write([]byte{zvt.NAK})
-				continue
-			}
-			select {
-			case l.events <- ev:
-			case <-l.done:
-				return
-			}
-		}
-	}
+func (s *serialLink) recv(ctx context.Context) (zvt.APDU, error) {
+	a, err := s.l.Recv(ctx)
+	return a, linkErr(err)
 }
 
-func (l *serialLink) event(ctx context.Context) (zvt.Event, error) {
-	select {
-	case ev, ok := <-l.events:
-		if !ok {
-			return zvt.Event{}, l.err
-		}
-		return ev, nil
-	case <-ctx.Done():
-		return zvt.Event{}, errors.Join(drivers.ErrTimeout, ctx.Err())
-	}
-}
+func (s *serialLink) close() error { return s.l.Close() }
 
-func (l *serialLink) send(ctx context.Context, a zvt.APDU) error {
-	b, err := a.Marshal()
-	if err != nil {
-		return err
+// linkErr maps the link's errors to drivers.ErrDisconnected and
+// drivers.ErrTimeout.
+func linkErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, zvt.ErrLinkClosed):
+		return errors.Join(drivers.ErrDisconnected, err)
+	case errors.Is(err, zvt.ErrNotAcknowledged), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return errors.Join(drivers.ErrTimeout, err)
 	}
-	frame := zvt.Frame(b)
-	for range frameTries {
-		if err := l.write(frame); err != nil {
-			return errors.Join(drivers.ErrDisconnected, err)
-		}
-		actx, cancel := context.WithTimeout(ctx, frameAckTimeout)
-		ack, err := l.awaitAck(actx)
-		cancel()
-		switch {
-		case ack:
-			return nil
-		case err != nil && ctx.Err() != nil:
-			return err
-		case errors.Is(err, drivers.ErrDisconnected):
-			return err
-		}
-		// NAK or no answer: send again.
-	}
-	return errors.Join(drivers.ErrTimeout, fmt.Errorf("frame not acknowledged after %d tries", frameTries))
-}
-
-func (l *serialLink) awaitAck(ctx context.Context) (bool, error) {
-	for {
-		ev, err := l.event(ctx)
-		if err != nil {
-			return false, err
-		}
-		switch ev.Kind {
-		case zvt.EventAck:
-			return true, nil
-		case zvt.EventNak:
-			return false, nil
-		case zvt.EventFrame:
-			if a, _, err := zvt.Parse(ev.Data); err == nil {
-				l.queued = append(l.queued, a)
-			}
-		}
-	}
-}
-
-func (l *serialLink) recv(ctx context.Context) (zvt.APDU, error) {
-	if len(l.queued) > 0 {
-		a := l.queued[0]
-		l.queued = l.queued[1:]
-		return a, nil
-	}
-	for {
-		ev, err := l.event(ctx)
-		if err != nil {
-			return zvt.APDU{}, err
-		}
-		if ev.Kind != zvt.EventFrame {
-			continue // a stray ACK or NAK
-		}
-		a, _, err := zvt.Parse(ev.Data)
-		if err != nil {
-			continue // a frame that holds no APDU
-		}
-		return a, nil
-	}
-}
-
-func (l *serialLink) close() error {
-	close(l.done)
-	err := l.p.Close()
-	l.wg.Wait()
 	return err
 }
