@@ -15,10 +15,11 @@ FUZZTIME  ?= 60s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Debian packages the build and the tests need; `make deps` installs the missing
-# ones, each with its reason below. Later issues add xvfb (GUI smoke tests) and
-# the fyne X11/GL headers.
+# ones, each with its reason below.
 DEB_PACKAGES := gcc pkg-config mosquitto mosquitto-clients chromium \
-	libpcsclite-dev pcscd vsmartcard-vpcd ausweisapp2 iproute2 libusb-1.0-0-dev
+	libpcsclite-dev pcscd vsmartcard-vpcd ausweisapp2 iproute2 libusb-1.0-0-dev \
+	libgl1-mesa-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev \
+	libxxf86vm-dev xvfb
 
 why.gcc               := C compiler for cgo (SQLite through mattn/go-sqlite3)
 why.pkg-config        := finds C libraries for cgo builds
@@ -31,6 +32,13 @@ why.vsmartcard-vpcd   := virtual reader for pcscd; the tests plug a virtual card
 why.ausweisapp2       := the real eID SDK peer for the eID driver tests (headless)
 why.iproute2          := ip, to bring up loopback in the network namespace of the eID tests
 why.libusb-1.0-0-dev  := libusb headers for the USB printer transport (gousb, cgo)
+why.libgl1-mesa-dev   := OpenGL headers for the kiosk and handheld UIs (fyne)
+why.libxcursor-dev    := X11 cursor headers for the fyne window driver
+why.libxrandr-dev     := X11 RandR headers for the fyne window driver
+why.libxinerama-dev   := X11 Xinerama headers for the fyne window driver
+why.libxi-dev         := X11 input headers for the fyne window driver
+why.libxxf86vm-dev    := X11 video-mode headers for the fyne window driver
+why.xvfb              := a virtual X server for the UI smoke tests and screenshots
 why.npm               := installs the pinned axe-core for the accessibility tests of the dashboard
 
 .PHONY: help deps build test check-fmt vet fuzz demo bench bench-agent lint

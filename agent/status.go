@@ -36,6 +36,9 @@ type Capture struct {
 
 // Blob is a large part of a capture: a photo, a fingerprint, a signature.
 type Blob struct {
+	// ID is how the capture's document names the blob (casefile photos,
+	// fingers, signatures); zero lets the store assign one.
+	ID   uuid.UUID
 	Role string
 	Data []byte
 }
@@ -63,7 +66,7 @@ func (a *Agent) Capture(ctx context.Context, c Capture) (Receipt, error) {
 		if err != nil {
 			return Receipt{}, fmt.Errorf("capture for %s: blob %s: %w", c.Office, b.Role, err)
 		}
-		sc.Blobs = append(sc.Blobs, store.BlobData{Role: b.Role, Data: sealed})
+		sc.Blobs = append(sc.Blobs, store.BlobData{ID: b.ID, Role: b.Role, Data: sealed})
 	}
 	rec, err := a.st.Save(ctx, sc)
 	if err != nil {

@@ -26,6 +26,9 @@ type Capture struct {
 
 // BlobData is one large part of a capture, for example a photo.
 type BlobData struct {
+	// ID names the blob in the capture's document; zero means the store
+	// assigns a new one.
+	ID   uuid.UUID
 	Role string
 	Data []byte
 }
@@ -75,9 +78,12 @@ func prepare(c Capture) (*pendingSave, error) {
 	}
 	ps.size = int64(len(c.Sealed) + len(ps.meta))
 	for _, b := range c.Blobs {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return nil, fmt.Errorf("save %s capture: new blob id: %w", c.Kind, err)
+		id := b.ID
+		if id == uuid.Nil {
+			var err error
+			if id, err = uuid.NewV7(); err != nil {
+				return nil, fmt.Errorf("save %s capture: new blob id: %w", c.Kind, err)
+			}
 		}
 		ps.rec.Blobs = append(ps.rec.Blobs, protocol.BlobRef{
 			ID: id, Role: b.Role, Size: uint64(len(b.Data)), SHA256: protocol.SumOf(b.Data),

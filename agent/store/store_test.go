@@ -990,3 +990,24 @@ func TestFailingCaptureInABatch(t *testing.T) {
 		t.Errorf("highest = %d, want %d", hi, n-n/5)
 	}
 }
+
+// An app names its blobs in the capture's document, so the store keeps an ID
+// the caller chose and assigns one only where none is given.
+func TestSaveKeepsChosenBlobIDs(t *testing.T) {
+	s := openTest(t, Options{})
+	r := newRand(t)
+	c := sample(r, 10, 100, 200)
+	chosen := uuid.Must(uuid.NewV7())
+	c.Blobs[0].ID = chosen
+	rec := mustSave(t, s, c)
+	if rec.Blobs[0].ID != chosen {
+		t.Fatalf("blob 0 has id %v, want the chosen %v", rec.Blobs[0].ID, chosen)
+	}
+	if rec.Blobs[1].ID == uuid.Nil || rec.Blobs[1].ID == chosen {
+		t.Fatalf("blob 1 has id %v, want a new one", rec.Blobs[1].ID)
+	}
+	c.Blobs[1].ID = chosen
+	if _, err := s.Save(testCtx(t), c); err == nil {
+		t.Fatal("a capture naming the same blob id twice was saved")
+	}
+}
