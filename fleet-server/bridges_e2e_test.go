@@ -23,6 +23,7 @@ import (
 	fleetserver "github.com/kogge-fleet/kogge/fleet-server"
 	"github.com/kogge-fleet/kogge/fleet-server/api/client"
 	"github.com/kogge-fleet/kogge/fleet-server/bridge/bridgeconfig"
+	"github.com/kogge-fleet/kogge/fleet-server/bridge/bridgetest"
 	"github.com/kogge-fleet/kogge/protocol/casefile"
 	"github.com/kogge-fleet/kogge/protocol/casefile/casefiletest"
 	"github.com/kogge-fleet/kogge/protocol/seal"
@@ -192,10 +193,11 @@ func readTree(t *testing.T, dir string) []byte {
 	return out.Bytes()
 }
 
-// body is the casefile document of kind with the markers in its personal
-// fields. Its blob references are cleared: agent.Capture assigns blob ids
-// itself, so a document cannot name them (see the report).
-func body(t *testing.T, kind string) []byte {
+// capture is a capture of the casefile document of kind for office, with
+// the markers in its personal fields and in every image the document names
+// (the photo marker starts at a multiple of 3 bytes, so that it is also
+// found in base64, as the webhook document carries blobs).
+func capture(t *testing.T, kind, office string) agent.Capture {
 	t.Helper()
 	var d casefile.Document
 	switch kind {
@@ -203,25 +205,28 @@ func body(t *testing.T, kind string) []byte {
 		n := casefiletest.Notice()
 		n.Plate.Text = markerPlate
 		n.Officer = markerName
-		n.Photos = nil
 		d = n
 	case casefile.KindReport:
 		r := casefiletest.Report()
 		r.Contact.LastName = markerName
 		r.Note = "Schlagloch, gemeldet von " + markerName
-		r.Photos = nil
 		d = r
 	case casefile.KindApplication:
 		a := casefiletest.Application()
 		a.Terminal = markerName
-		a.Face, a.Finger, a.Signature = nil, nil, nil
 		d = a
 	}
+	d = casefiletest.NewBlobIDs(d)
 	b, err := casefile.Encode(d)
 	if err != nil {
 		t.Fatalf("%s: %v", kind, err)
 	}
-	return b
+	c := agent.Capture{Kind: kind, Office: office, Body: b}
+	images := bridgetest.SampleBlobs(d, 15_000)
+	for _, id := range d.Blobs() {
+		c.Blobs = append(c.Blobs, agent.Blob{ID: id, Role: "image", Data: append(images[id], markerPhoto...)})
+	}
+	return c
 }
 
 // startServerWith is startServer with a changed configuration.
@@ -347,9 +352,6 @@ func TestBridgesEndToEnd(t *testing.T) {
 		offices[s.office] = s.key
 	}
 	const perSim = 3
-	// The marker starts at a multiple of 3 bytes, so that it is also
-	// found in base64 (the webhook document carries blobs so).
-	photo := append(bytes.Repeat([]byte{0xff, 0xd8, 0x11}, 5000), []byte(markerPhoto)...)
 	markerPhoto64 := base64.StdEncoding.EncodeToString([]byte(markerPhoto[:18]))
 	type captureRef struct {
 		dev *agent.Agent
@@ -368,9 +370,7 @@ func TestBridgesEndToEnd(t *testing.T) {
 				if (i+d)%2 == 1 {
 					continue // perSim per simulator over both devices
 				}
-				c := agent.Capture{Kind: s.kind, Office: s.office, Body: body(t, s.kind),
-					Blobs: []agent.Blob{{Role: "photo", Data: photo}}}
-				r, err := dev.Capture(ctx, c)
+				r, err := dev.Capture(ctx, capture(t, s.kind, s.office))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -398,7 +398,7 @@ func TestBridgesEndToEnd(t *testing.T) {
 		}
 	}
 
-	// The markers travel to the procedures...
+	// The markers travel to the procedures, the images with them...
 	for _, m := range []string{markerName, markerPhoto64} {
 		found := false
 		for _, s := range sims {
@@ -408,6 +408,11 @@ func TestBridgesEndToEnd(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("marker %q reached no procedure: the check below would prove nothing", m)
+		}
+	}
+	for _, s := range sims {
+		if got := s.received(); !bytes.Contains(got, []byte(markerPhoto)) && !bytes.Contains(got, []byte(markerPhoto64)) {
+			t.Errorf("%s (%s): the images did not reach the procedure", s.office, s.cfg.Connector)
 		}
 	}
 	// ...and are nowhere on the server: database, WAL, any other file, log.

@@ -248,3 +248,22 @@ func TestTimeJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestNewBlobIDs(t *testing.T) {
+	for _, kind := range casefile.Kinds() {
+		before := casefiletest.Sample(kind).Blobs()
+		d := casefiletest.NewBlobIDs(casefiletest.Sample(kind))
+		after := d.Blobs()
+		if len(after) != len(before) || len(after) == 0 {
+			t.Fatalf("%s: %d blobs before, %d after", kind, len(before), len(after))
+		}
+		for i := range after {
+			if after[i] == before[i] || after[i].Version() != 7 {
+				t.Errorf("%s: blob %d is %v, want a fresh UUIDv7 instead of %v", kind, i, after[i], before[i])
+			}
+		}
+		if err := d.Validate(); err != nil {
+			t.Errorf("%s: %v", kind, err)
+		}
+	}
+}

@@ -122,3 +122,35 @@ func Sample(kind string) casefile.Document {
 	}
 	return nil
 }
+
+// NewBlobIDs gives every blob d names a fresh UUIDv7, as a device does for
+// each capture (a device's blob ids are unique), and returns d.
+func NewBlobIDs(d casefile.Document) casefile.Document {
+	fresh := func(id *uuid.UUID) {
+		if *id != uuid.Nil {
+			*id = uuid.Must(uuid.NewV7())
+		}
+	}
+	photos := func(ps []casefile.Photo) {
+		for i := range ps {
+			fresh(&ps[i].Image)
+		}
+	}
+	switch d := d.(type) {
+	case *casefile.Application:
+		for i := range d.Face {
+			fresh(&d.Face[i].Image)
+		}
+		for i := range d.Finger {
+			fresh(&d.Finger[i].Image)
+		}
+		if d.Signature != nil {
+			fresh(&d.Signature.Image)
+		}
+	case *casefile.Notice:
+		photos(d.Photos)
+	case *casefile.Report:
+		photos(d.Photos)
+	}
+	return d
+}
