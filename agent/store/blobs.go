@@ -139,9 +139,10 @@ func (s *Store) ReadBlob(ctx context.Context, blob uuid.UUID, off int64, p []byt
 // MarkBlobComplete records that the server holds the whole blob: its data
 // is deleted from the device and the space is given back to the file
 // system in batches (incremental vacuum once enough pages are free).
-// Unknown blobs and repeated calls are ignored.
+// Unknown blobs and repeated calls are ignored. It does not wait for the
+// disk (see the package documentation).
 func (s *Store) MarkBlobComplete(ctx context.Context, blob uuid.UUID) error {
-	err := s.change(ctx, func(w *wtx) error {
+	err := s.changeLazy(ctx, func(w *wtx) error {
 		ctx := context.Background()
 		var bid int64
 		err := w.tx.QueryRowContext(ctx, "SELECT bid FROM blobs WHERE id = ? AND present = 1", blob[:]).Scan(&bid)

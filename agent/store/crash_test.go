@@ -184,7 +184,10 @@ func TestCrash(t *testing.T) {
 	}
 	path := testPath(t)
 	r := newRand(t)
-	ctx := testCtx(t)
+	// The kills may take up to the 2 minutes below; the checks after
+	// each need a context that outlives them.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	bySeq := make(map[uint64]uuid.UUID) // every seq ever reported, with its record
 	var highest uint64
 	total := 0

@@ -29,7 +29,15 @@
 // it in one transaction with one fsync; every write runs in its own
 // savepoint, so one failing write does not undo the others. Concurrent
 // captures thus share an fsync, which is where the throughput comes from;
-// durability is not weakened. Options.NoGroupCommit gives every capture
+// durability is not weakened.
+//
+// The server's confirmations (MarkStored, MarkBlobComplete) are the one
+// exception: a batch made only of them commits with synchronous=NORMAL and
+// costs no fsync, and the next durable commit fsyncs them with it. A power
+// cut may undo such a confirmation; the device then sends the record or the
+// blob again and the server answers that it has it, so nothing is lost or
+// doubled. While a device drains its outbox, confirmations are most of its
+// writes, and their fsyncs were what held the drain back. Options.NoGroupCommit gives every capture
 // its own transaction; it exists as the benchmark's baseline. Reads use a
 // separate pool of read-only connections, which WAL lets run beside the
 // writer, each read in one snapshot.

@@ -295,12 +295,13 @@ func (w *wtx) exists(id uuid.UUID) (bool, error) {
 
 // MarkStored records that the server durably stored these records: their
 // sealed bodies are deleted at once, their metadata stays. Blob data stays
-// until MarkBlobComplete. Unknown ids and repeated acks are ignored.
+// until MarkBlobComplete. Unknown ids and repeated acks are ignored. It
+// does not wait for the disk (see the package documentation).
 func (s *Store) MarkStored(ctx context.Context, ids ...uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	err := s.change(ctx, func(w *wtx) error {
+	err := s.changeLazy(ctx, func(w *wtx) error {
 		for _, id := range ids {
 			n, err := w.updateEntries(`UPDATE records SET sealed = NULL, outbox = 0,
 				state = CASE WHEN state IN (?, ?) THEN ? ELSE state END, updated_at = ?

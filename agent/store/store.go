@@ -55,6 +55,7 @@ type Store struct {
 
 	wdb   *sql.DB   // the writer's pool, with its one connection
 	wconn *sql.Conn // held by the writer goroutine
+	lazy  bool      // wconn is at synchronous=NORMAL (writer goroutine only)
 	rdb   *sql.DB   // read-only connections
 
 	reqs    chan *op
@@ -201,6 +202,9 @@ type op struct {
 	ctx  context.Context
 	save *pendingSave
 	fn   func(w *wtx) error
+	// lazy marks a write that need not be on disk when it returns (see
+	// changeLazy).
+	lazy bool
 	done chan result
 }
 
@@ -231,6 +235,33 @@ func (s *Store) write(ctx context.Context, o *op) result {
 // change runs fn in the writer's transaction.
 func (s *Store) change(ctx context.Context, fn func(w *wtx) error) error {
 	return s.write(ctx, &op{fn: fn}).err
+}
+
+// changeLazy runs fn in the writer's transaction, which need not wait for
+// the disk: for writes that record what the server has confirmed and that
+// a crash may undo without harm (the device sends again, the server
+// answers that it has it). A batch of only such writes commits with
+// synchronous=NORMAL, so it costs no fsync; the next durable commit
+// fsyncs the write-ahead log, and these writes with it.
+func (s *Store) changeLazy(ctx context.Context, fn func(w *wtx) error) error {
+	return s.write(ctx, &op{fn: fn, lazy: true}).err
+}
+
+// setLazy switches the writer's connection between synchronous=NORMAL
+// (lazy) and FULL, between transactions. Only the writer goroutine calls it.
+func (s *Store) setLazy(lazy bool) error {
+	if lazy == s.lazy {
+		return nil
+	}
+	mode := "FULL"
+	if lazy {
+		mode = "NORMAL"
+	}
+	if _, err := s.wconn.ExecContext(context.Background(), "PRAGMA synchronous = "+mode); err != nil {
+		return s.writeErr("set synchronous "+mode, err)
+	}
+	s.lazy = lazy
+	return nil
 }
 
 // run is the writer goroutine: it owns every write. It takes one op, adds
@@ -331,6 +362,13 @@ func (s *Store) attempt(batch []*op, careful bool) (results []result, retry bool
 			}
 		}
 		return results, false
+	}
+	lazy := true
+	for _, o := range batch {
+		lazy = lazy && o.lazy
+	}
+	if err := s.setLazy(lazy); err != nil {
+		return failAll(err)
 	}
 	tx, err := s.wconn.BeginTx(ctx, nil)
 	if err != nil {

@@ -1011,3 +1011,42 @@ func TestSaveKeepsChosenBlobIDs(t *testing.T) {
 		t.Fatal("a capture naming the same blob id twice was saved")
 	}
 }
+
+// The server's confirmations commit without an fsync; a capture after them
+// is durable again.
+func TestConfirmationsAreLazyCapturesDurable(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := testCtx(t)
+	r := newRand(t)
+	syncMode := func() int {
+		t.Helper()
+		var mode int
+		if err := s.wconn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		return mode
+	}
+	rec := mustSave(t, s, sample(r, 10, 100))
+	if got := syncMode(); got != 2 {
+		t.Fatalf("after a capture: synchronous = %d, want 2 (FULL)", got)
+	}
+	if err := s.MarkStored(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncMode(); got != 1 {
+		t.Fatalf("after a confirmation: synchronous = %d, want 1 (NORMAL)", got)
+	}
+	if err := s.MarkBlobComplete(ctx, rec.Blobs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	mustSave(t, s, sample(r, 10))
+	if got := syncMode(); got != 2 {
+		t.Fatalf("after the next capture: synchronous = %d, want 2 (FULL)", got)
+	}
+	if err := s.SetState(ctx, rec.ID, Delivered, "REF-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncMode(); got != 2 {
+		t.Fatalf("after a status change: synchronous = %d, want 2 (FULL)", got)
+	}
+}

@@ -267,3 +267,27 @@ func TestNewBlobIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestNoticePlateDisplayAndTexts(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(n *casefile.Notice)
+		field  string
+	}{
+		{"display of another plate", func(n *casefile.Notice) { n.Plate.Display = "HB-AB 1235 E" }, "plate.display"},
+		{"display with other letters", func(n *casefile.Notice) { n.Plate.Display = "HB/AB 1234 E" }, "plate.display"},
+		{"texts for fewer offences", func(n *casefile.Notice) { n.Offences = append(n.Offences, "141312") }, "offence_texts"},
+	} {
+		n := casefiletest.Notice()
+		tc.change(n)
+		err := n.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: %v, want an error naming %s", tc.name, err, tc.field)
+		}
+	}
+	n := casefiletest.Notice()
+	n.Plate.Display, n.OffenceTexts = "", nil
+	if err := n.Validate(); err != nil {
+		t.Errorf("without display and texts: %v", err)
+	}
+}

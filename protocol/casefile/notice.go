@@ -2,6 +2,7 @@ package casefile
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -61,6 +62,9 @@ type Notice struct {
 	CreatedAt  Time   `cbor:"19,keyasint" json:"created_at"`
 	// Remarks is the warden's free text.
 	Remarks string `cbor:"20,keyasint,omitempty" json:"remarks,omitempty"`
+	// OffenceTexts are the catalogue texts of Offences, in the same order,
+	// with the warden's choices filled into their placeholders.
+	OffenceTexts []string `cbor:"21,keyasint,omitempty" json:"offence_texts,omitempty"`
 }
 
 // Plate is a licence plate.
@@ -69,6 +73,10 @@ type Plate struct {
 	Text string `cbor:"1,keyasint" json:"text"`
 	// Nationality is the international vehicle registration code ("D").
 	Nationality string `cbor:"2,keyasint" json:"nationality"`
+	// Display is the plate as written, with its separators ("HB-AB 1234
+	// E"): Text alone cannot tell HB-AB 1234 from HBA-B 1234. Without its
+	// separators it equals Text.
+	Display string `cbor:"3,keyasint,omitempty" json:"display,omitempty"`
 }
 
 // Place is a location by address and position.
@@ -115,6 +123,10 @@ func (n *Notice) check(v *validator) *blobs {
 	v.text("number", n.Number, MaxText, true)
 	v.text("plate.text", n.Plate.Text, 16, true)
 	v.text("plate.nationality", n.Plate.Nationality, 3, true)
+	v.text("plate.display", n.Plate.Display, 24, false)
+	if d := n.Plate.Display; d != "" && strings.NewReplacer("-", "", " ", "").Replace(d) != n.Plate.Text {
+		v.fail("plate.display", protocol.ErrInvalid, "%q is not plate.text %q with separators", d, n.Plate.Text)
+	}
 	v.text("make", n.Make, MaxText, false)
 	v.text("colour", n.Colour, MaxText, false)
 	v.place("location", n.Location)
@@ -134,6 +146,10 @@ func (n *Notice) check(v *validator) *blobs {
 		if !isTBNR(t) {
 			v.fail("offences["+strconv.Itoa(i)+"]", protocol.ErrInvalid, "not a TBNR of six digits")
 		}
+	}
+	v.texts("offence_texts", n.OffenceTexts, MaxText)
+	if len(n.OffenceTexts) > 0 && len(n.OffenceTexts) != len(n.Offences) {
+		v.fail("offence_texts", protocol.ErrInvalid, "%d texts for %d offences", len(n.OffenceTexts), len(n.Offences))
 	}
 	v.texts("circumstances", n.Circumstances, MaxText)
 	v.count("valves", len(n.Valves), 4)

@@ -97,7 +97,7 @@ func TestDropDir(t *testing.T) {
 			}
 			n := r.Notice
 			if n.Vehicle.Plate != "HBAB1234E" || len(n.Photos) != 2 || !bytes.Equal(n.Photos[1].Data, cs.Blobs[1].Data) ||
-				len(n.Valves) != 2 || n.Valves[0].Hour != 5 || *n.Location.Lat != 53.0758 || n.Offences[0] != "112402" {
+				len(n.Valves) != 2 || n.Valves[0].Hour != 5 || *n.Location.Lat != 53.0758 || n.Offences[0] != "141314" {
 				t.Fatalf("case record lost data: %+v", n)
 			}
 			if again, err := deliver(t, conn, cs); err != nil || again != rc {
@@ -152,7 +152,7 @@ func TestVendorAdapter(t *testing.T) {
 			if err != nil {
 				return "", "", err
 			}
-			if len(rows) != 2 || rows[0][0] != "record_id" || rows[0][14] != "tbnr" || rows[1][14] != "112402" ||
+			if len(rows) != 2 || rows[0][0] != "record_id" || rows[0][14] != "tbnr" || rows[1][14] != "141314" ||
 				!strings.HasPrefix(rows[0][len(rows[0])-1], "photo") {
 				return "", "", errors.New("not the vendor's CSV")
 			}
@@ -258,7 +258,7 @@ func TestParseRefuses(t *testing.T) {
 		edit func(s string) string
 	}{
 		{"no version", func(s string) string { return strings.Replace(s, `"version": 1`, `"version": 0`, 1) }},
-		{"bad TBNR", func(s string) string { return strings.Replace(s, `"112402"`, `"11240x"`, 1) }},
+		{"bad TBNR", func(s string) string { return strings.Replace(s, `"141314"`, `"14131x"`, 1) }},
 		{"trailing", func(s string) string { return s + "{}" }},
 		{"photo changed", func(s string) string { return strings.Replace(s, `"data": "/9j/`, `"data": "/8j/`, 1) }},
 	}

@@ -57,6 +57,7 @@ type Notice struct {
 	Location      Location    `xml:"Location" json:"location"`
 	Observation   Observation `xml:"Observation" json:"observation"`
 	Offences      []string    `xml:"Offences>TBNR" json:"offences"`
+	OffenceTexts  []string    `xml:"OffenceTexts>Text,omitempty" json:"offence_texts,omitempty"`
 	Circumstances []string    `xml:"Circumstances>Circumstance,omitempty" json:"circumstances,omitempty"`
 	Valves        []Valve     `xml:"Valves>Valve,omitempty" json:"valves,omitempty"`
 	Officer       string      `xml:"Officer" json:"officer"`
@@ -69,6 +70,7 @@ type Notice struct {
 // Vehicle identifies the vehicle.
 type Vehicle struct {
 	Plate       string `xml:"plate,attr" json:"plate"`
+	Display     string `xml:"display,attr,omitempty" json:"display,omitempty"`
 	Nationality string `xml:"nationality,attr" json:"nationality"`
 	Make        string `xml:"make,attr,omitempty" json:"make,omitempty"`
 	Colour      string `xml:"colour,attr,omitempty" json:"colour,omitempty"`
@@ -152,13 +154,14 @@ func Build(c *bridge.Case) (*CaseRecord, error) {
 		Notice: Notice{
 			Number: n.Number, Sanction: n.Sanction, AmountCents: n.AmountCents, Currency: "EUR", Voided: n.Voided,
 			Created: rfc3339(n.CreatedAt),
-			Vehicle: Vehicle{Plate: n.Plate.Text, Nationality: n.Plate.Nationality, Make: n.Make, Colour: n.Colour},
+			Vehicle: Vehicle{Plate: n.Plate.Text, Display: n.Plate.Display, Nationality: n.Plate.Nationality, Make: n.Make, Colour: n.Colour},
 			Location: Location{
 				Street: n.Location.Street, HouseNumber: n.Location.HouseNumber, PostalCode: n.Location.PostalCode,
 				City: n.Location.City,
 			},
 			Observation:   Observation{From: rfc3339(n.ObservedFrom), To: rfc3339(n.ObservedTo)},
 			Offences:      n.Offences,
+			OffenceTexts:  n.OffenceTexts,
 			Circumstances: n.Circumstances,
 			Officer:       n.Officer, PaymentRef: n.PaymentRef, VoidReason: n.VoidReason, Remarks: n.Remarks,
 		},
