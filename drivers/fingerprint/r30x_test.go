@@ -137,23 +137,35 @@ func TestCapture(t *testing.T) {
 }
 
 // TestCaptureExact checks every pixel: the uploaded image is the
-// simulator's print at 4 bits per pixel.
+// simulator's print for the scripted finger at 4 bits per pixel.
 func TestCaptureExact(t *testing.T) {
-	sim := startSim(t, fpsim.Options{Seed: 7})
-	s := open(t, sim, fingerprint.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
-	defer cancel()
-	img, err := s.Capture(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := fingerprint.UnpackImage(fingerprint.PackImage(fpsim.GoodImage(fingerprint.SensorWidth, fingerprint.SensorHeight, 7)),
-		fingerprint.SensorWidth, fingerprint.SensorHeight)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(img.Gray.Pix, want.Pix) {
-		t.Fatal("uploaded image differs from the simulator's print")
+	const w, h = fingerprint.SensorWidth, fingerprint.SensorHeight
+	for _, tc := range []struct {
+		finger fpsim.Finger
+		print  func(w, h int, seed uint64) *image.Gray
+	}{
+		{fpsim.Good, fpsim.GoodImage},
+		{fpsim.Poor, fpsim.PoorImage},
+		{fpsim.Smudged, fpsim.SmudgedImage},
+		{fpsim.Partial, fpsim.PartialImage},
+	} {
+		t.Run(tc.finger.String(), func(t *testing.T) {
+			sim := startSim(t, fpsim.Options{Seed: 7, Script: []fpsim.Step{{Finger: tc.finger}}})
+			s := open(t, sim, fingerprint.Options{})
+			ctx, cancel := context.WithTimeout(context.Background(), bound)
+			defer cancel()
+			img, err := s.Capture(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := fingerprint.UnpackImage(fingerprint.PackImage(tc.print(w, h, 7)), w, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(img.Gray.Pix, want.Pix) {
+				t.Fatalf("uploaded image differs from the simulator's %s print", tc.finger)
+			}
+		})
 	}
 }
 

@@ -32,6 +32,8 @@ const (
 	Good                   // a clear print
 	Poor                   // a faint, noisy, partial print
 	Smudge                 // GenImg answers "failed to take the image"
+	Smudged                // an image is taken, but of a smeared print
+	Partial                // an image is taken, but of a finger's edge only
 )
 
 func (f Finger) String() string {
@@ -44,6 +46,10 @@ func (f Finger) String() string {
 		return "poor"
 	case Smudge:
 		return "smudge"
+	case Smudged:
+		return "smudged"
+	case Partial:
+		return "partial"
 	}
 	return fmt.Sprintf("finger(%d)", int(f))
 }
@@ -105,6 +111,8 @@ type Simulator struct {
 	last     Finger // the finger of the last image taken
 	good     *image.Gray
 	poor     *image.Gray
+	smudged  *image.Gray
+	partial  *image.Gray
 	closed   bool
 	stop     chan struct{}
 }
@@ -116,8 +124,10 @@ func Start(ctx context.Context, opts Options) (*Simulator, error) {
 	s := &Simulator{opts: opts, log: opts.Logger.With("sim", "fingerprint"), script: append([]Step(nil), opts.Script...),
 		buffer: EmptyImage(fp.SensorWidth, fp.SensorHeight, opts.Seed), stop: make(chan struct{}),
 		// Made once, so that answers do not wait for them.
-		good: GoodImage(fp.SensorWidth, fp.SensorHeight, opts.Seed),
-		poor: PoorImage(fp.SensorWidth, fp.SensorHeight, opts.Seed)}
+		good:    GoodImage(fp.SensorWidth, fp.SensorHeight, opts.Seed),
+		poor:    PoorImage(fp.SensorWidth, fp.SensorHeight, opts.Seed),
+		smudged: SmudgedImage(fp.SensorWidth, fp.SensorHeight, opts.Seed),
+		partial: PartialImage(fp.SensorWidth, fp.SensorHeight, opts.Seed)}
 	if err := s.Replug(); err != nil {
 		return nil, err
 	}
@@ -308,7 +318,7 @@ func (s *Simulator) handle(w *os.File, cmd []byte) {
 		kind := s.last
 		s.mu.Unlock()
 		code := byte(fp.CodeOK)
-		if kind == Poor {
+		if kind == Poor || kind == Smudged || kind == Partial {
 			code = fp.CodeTooFewPoints
 		}
 		s.send(w, fp.PIDAck, []byte{code})
@@ -349,6 +359,10 @@ func (s *Simulator) genImg() byte {
 		s.buffer = s.good
 	case Poor:
 		s.buffer = s.poor
+	case Smudged:
+		s.buffer = s.smudged
+	case Partial:
+		s.buffer = s.partial
 	case Smudge:
 		return fp.CodeImageFailed
 	default:
