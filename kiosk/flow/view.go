@@ -235,3 +235,11 @@ type Fingers interface {
 type Signatures interface {
 	Render(strokes [][]Point, w, h int) ([]byte, error)
 }
+
+// EnterPIN hands over the eID PIN typed on the screen's PIN pad (step 3).
+// The flow asks for it (View.Message "identify.enter-pin") only when the
+// card reader has no keypad of its own; a reader with a keypad takes the
+// PIN itself ("identify.enter-pin-reader") and the screen shows no pad.
+type EnterPIN struct{ PIN string }
+
+func (EnterPIN) input() {}
