@@ -194,8 +194,9 @@ func (d *procDelivery) open311Procedure(dir, office string) (*procedure, error) 
 		connector: func() (bridge.Connector, func(), error) {
 			c, err := open311.New(open311.Config{
 				Endpoint: sim.URL(), APIKey: key, StateDir: state, TLS: sim.CA().ClientTLS(nil),
-				ServiceCodes: map[string]string{"pothole": "001", "damaged-sign": "002", "streetlight": "003", "*": "099"},
-				AllPhotos:    true, Timeout: 10 * time.Second, Logger: d.log.With("office", office),
+				ServiceCodes: map[string]string{"pothole": "001", "damaged-sign": "002", "streetlight": "003",
+					"crack": "004", "subsidence": "005", "traffic-light": "006", "obstacle": "007", "*": "099"},
+				AllPhotos: true, Timeout: 10 * time.Second, Logger: d.log.With("office", office),
 			})
 			if err != nil {
 				return nil, nil, err

@@ -396,7 +396,7 @@ func (g *generator) notice(meta map[string]string) (casefile.Document, []agent.B
 // report is a roadwork.report of a road crew: one to three photos and the
 // GPS position.
 func (g *generator) report(meta map[string]string) (casefile.Document, []agent.Blob) {
-	cats := []string{"pothole", "pothole", "pothole", "damaged-sign", "streetlight", "kerb", "drain"}
+	cats := []string{"pothole", "pothole", "pothole", "crack", "damaged-sign", "streetlight", "traffic-light", "obstacle", "other"}
 	cat := cats[g.rng.IntN(len(cats))]
 	meta["category"] = cat
 	r := &casefile.Report{

@@ -31,7 +31,8 @@ type Open311Options struct {
 	// APIKey is the key POST requests must carry.
 	APIKey string
 	// Services are offered; default pothole (001), damaged-sign (002),
-	// streetlight (003), other (099).
+	// streetlight (003), crack (004), subsidence (005), traffic-light
+	// (006), obstacle (007), other (099).
 	Services []Service
 	// Tokens makes POST answer with a token instead of the id.
 	Tokens bool
@@ -103,6 +104,10 @@ func NewOpen311(opts Open311Options) (*Open311, error) {
 			{Code: "001", Name: "Schlagloch", Description: "Pothole", Type: "realtime", Group: "road"},
 			{Code: "002", Name: "Verkehrszeichen beschädigt", Description: "Damaged sign", Type: "realtime", Group: "road"},
 			{Code: "003", Name: "Straßenbeleuchtung", Description: "Streetlight", Type: "realtime", Group: "light"},
+			{Code: "004", Name: "Riss in der Fahrbahn", Description: "Crack", Type: "realtime", Group: "road"},
+			{Code: "005", Name: "Absenkung", Description: "Subsidence", Type: "realtime", Group: "road"},
+			{Code: "006", Name: "Ampelstörung", Description: "Traffic light fault", Type: "realtime", Group: "light"},
+			{Code: "007", Name: "Hindernis", Description: "Obstacle", Type: "realtime", Group: "road"},
 			{Code: "099", Name: "Sonstiges", Description: "Other", Type: "realtime", Group: "other"},
 		}
 	}

@@ -228,7 +228,7 @@ func TestOpen311Query(t *testing.T) {
 	if got := get("requests/100001.json"); len(got) != 1 || got[0]["status_notes"] != "" {
 		t.Fatalf("by id: %v", got)
 	}
-	if got := get("services.json"); len(got) != 4 {
+	if got := get("services.json"); len(got) != 8 {
 		t.Fatalf("services: %v", got)
 	}
 }
