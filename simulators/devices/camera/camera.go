@@ -2,10 +2,13 @@
 // MJPEG-over-HTTP stream (multipart/x-mixed-replace) at
 // http://127.0.0.1:<port>/stream?resolution=WxH&fps=N, the nearest of its
 // modes to the wish, and single frames at /snapshot.jpg. The frames show
-// a scripted scene: synthetic faces (an oval with hair, eyes and a mouth on
-// the uniform grey of ID photos) that move and grow, several faces,
-// lighting changes and blur — or the PNG and JPEG files of a directory,
-// for the photo checks on real photos.
+// a scripted scene: synthetic heads (a shaded face with hair, eyes, brows,
+// nose and mouth, neck and shoulders, on the uniform grey of ID photos,
+// drawn so that a face detector finds them) that move, grow, sway, tilt,
+// close their eyes or open their mouths, several faces, lighting changes
+// and blur — or the PNG and JPEG files of a directory, for the photo
+// checks on real photos. The default script passes kiosk/photo's
+// mandatory checks in [CaptureMode]; [Scenarios] fail them one way each.
 package camera
 
 import (
@@ -30,7 +33,8 @@ type Options struct {
 	// Addr to listen on ("127.0.0.1:0").
 	Addr string
 	// Modes the camera offers (320x240, 640x480 and 1280x720 at 15 fps,
-	// 1600x1200 at 10, and the portrait 1200x1600 at 10).
+	// 1600x1200 at 10, the portrait 1200x1600 at 10, and the 5-megapixel
+	// 2592x1944 at 10, the [CaptureMode] for ID photos).
 	Modes []camera.Mode
 	// Script of the scene (DefaultScript()).
 	Script []Step
@@ -49,7 +53,8 @@ func (o Options) withDefaults() Options {
 	}
 	if len(o.Modes) == 0 {
 		o.Modes = []camera.Mode{{Width: 320, Height: 240, FPS: 15}, {Width: 640, Height: 480, FPS: 15},
-			{Width: 1280, Height: 720, FPS: 15}, {Width: 1600, Height: 1200, FPS: 10}, {Width: 1200, Height: 1600, FPS: 10}}
+			{Width: 1280, Height: 720, FPS: 15}, {Width: 1600, Height: 1200, FPS: 10}, {Width: 1200, Height: 1600, FPS: 10},
+			CaptureMode()}
 	}
 	if len(o.Script) == 0 {
 		o.Script = DefaultScript()
@@ -75,6 +80,14 @@ func (o Options) Validate() error {
 	}
 	return nil
 }
+
+// CaptureMode is the mode to take ID photos in: the smallest of the
+// simulator's modes that holds a 1244×1600 photo without upscaling.
+// Preview in [PreviewMode], which shows the same field of view.
+func CaptureMode() camera.Mode { return camera.Mode{Width: 2592, Height: 1944, FPS: 10} }
+
+// PreviewMode is the mode for the live preview during the photo step.
+func PreviewMode() camera.Mode { return camera.Mode{Width: 640, Height: 480, FPS: 15} }
 
 // Boundary separates the stream's parts.
 const Boundary = "koggeframe"
@@ -217,9 +230,11 @@ func (s *Simulator) frame(n int, m camera.Mode) ([]byte, error) {
 	s.mu.Lock()
 	sc := s.scene
 	s.mu.Unlock()
-	var buf bytes.Buffer
-	err := jpeg.Encode(&buf, sc.render(n, m.Width, m.Height), &jpeg.Options{Quality: s.opts.Quality})
-	return buf.Bytes(), err
+	return sc.encoded(sc.key(n, m.Width, m.Height), func() ([]byte, error) {
+		var buf bytes.Buffer
+		err := jpeg.Encode(&buf, sc.render(n, m.Width, m.Height), &jpeg.Options{Quality: s.opts.Quality})
+		return buf.Bytes(), err
+	})
 }
 
 func (s *Simulator) serveSnapshot(w http.ResponseWriter, r *http.Request) {

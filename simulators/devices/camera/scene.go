@@ -11,15 +11,24 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 )
 
-// Face is a synthetic face: an oval with hair, eyes and a mouth.
+// Face is a synthetic head: a shaded oval with hair, eyes, brows, a nose
+// and a mouth, a neck and shoulders, drawn so that a face detector finds
+// it.
 type Face struct {
 	// X and Y are the face's centre as fractions of the frame's width
 	// and height.
 	X, Y float64
-	// Size is the face's height as a fraction of the frame's height.
+	// Size is the face's height (brows to chin, about 0.88 of the head's
+	// height with its hair) as a fraction of the frame's height.
 	Size float64
+	// Roll tilts the head by degrees, clockwise in the image (the eye on
+	// the image's right goes down).
+	Roll float64
+	// EyesClosed and MouthOpen change the expression.
+	EyesClosed, MouthOpen bool
 }
 
 // Step is a stretch of the script.
@@ -35,18 +44,128 @@ type Step struct {
 	Light float64
 	// Blur is a box blur radius in pixels (out of focus, moving).
 	Blur int
+	// Defocus adds a box blur whose radius is this fraction of the
+	// frame's height, so the frame is as blurred in every mode.
+	Defocus float64
+	// Sway moves the faces gently from side to side and up and down, by
+	// this fraction of their size, as a live person does (about 1.3 s a
+	// sway at 15 fps).
+	Sway float64
 }
 
-// DefaultScript is one face, centred and upright, for good.
+// DefaultScript is one face, centred, upright and swaying gently, for
+// good: a live citizen in front of the terminal. Its frames pass every
+// mandatory check of kiosk/photo in [CaptureMode] and in [PreviewMode].
 func DefaultScript() []Step {
-	return []Step{{Faces: []Face{{X: 0.5, Y: 0.45, Size: 0.55}}}}
+	return []Step{{Faces: []Face{goodFace()}, Sway: 0.01}}
+}
+
+func goodFace() Face { return Face{X: 0.5, Y: 0.52, Size: 0.6} }
+
+// Scenarios are scripts for the photo step's failure paths, by name: each
+// starts with a few frames of a good face, then fails for good.
+//
+//	too-far      the citizen stands back: the photo would need upscaling
+//	too-close    the head overflows the photo
+//	off-centre   the citizen stands so far to one side the photo cannot
+//	             be centred
+//	two-faces    someone else is in the picture
+//	dark         the light fails
+//	bright       overexposed
+//	blurred      out of focus
+//	moving       moving fast: blurred and shifting
+//	tilted       the head is tilted by 12°
+//	eyes-closed  the eyes are closed
+//	mouth-open   the mouth is open
+//	no-face      the citizen left
+func Scenarios() map[string][]Step {
+	good := goodFace()
+	with := func(f func(*Face)) Face {
+		g := good
+		f(&g)
+		return g
+	}
+	lead := Step{Frames: 5, Faces: []Face{good}, Sway: 0.01}
+	fail := func(st Step) []Step {
+		if st.Sway == 0 {
+			st.Sway = 0.01
+		}
+		return []Step{lead, st}
+	}
+	return map[string][]Step{
+		"too-far":     fail(Step{Faces: []Face{with(func(f *Face) { f.Size = 0.3 })}}),
+		"too-close":   fail(Step{Faces: []Face{with(func(f *Face) { f.Size, f.Y = 0.85, 0.55 })}}),
+		"off-centre":  fail(Step{Faces: []Face{with(func(f *Face) { f.X = 0.2 })}}),
+		"two-faces":   fail(Step{Faces: []Face{{X: 0.3, Y: 0.5, Size: 0.4}, {X: 0.72, Y: 0.5, Size: 0.38}}}),
+		"dark":        fail(Step{Faces: []Face{good}, Light: -0.65}),
+		"bright":      fail(Step{Faces: []Face{good}, Light: 0.4}),
+		"blurred":     fail(Step{Faces: []Face{good}, Defocus: 0.008}),
+		"moving":      fail(Step{Frames: 30, Faces: []Face{with(func(f *Face) { f.X = 0.4 })}, To: []Face{with(func(f *Face) { f.X = 0.6 })}, Defocus: 0.006}),
+		"tilted":      fail(Step{Faces: []Face{with(func(f *Face) { f.Roll = 12 })}}),
+		"eyes-closed": fail(Step{Faces: []Face{with(func(f *Face) { f.EyesClosed = true })}}),
+		"mouth-open":  fail(Step{Faces: []Face{with(func(f *Face) { f.MouthOpen = true })}}),
+		"no-face":     fail(Step{}),
+	}
 }
 
 // scene renders frames of a script, from synthetic faces or from image
-// files.
+// files, and keeps the encoded frames that repeat.
 type scene struct {
 	script []Step
 	files  []image.Image
+
+	mu    sync.Mutex
+	cache map[frameKey][]byte
+}
+
+// swayPeriod is the number of frames of one sway.
+const swayPeriod = 20
+
+// maxCached bounds the encoded frames a scene keeps (a sway's worth and
+// some).
+const maxCached = 32
+
+// frameKey tells frames apart that look different: the script's step and
+// how far into it, the sway's phase, the image file, and the size.
+type frameKey struct {
+	step        int
+	t           float64
+	phase, file int
+	w, h        int
+}
+
+func (s *scene) key(n, w, h int) frameKey {
+	i, st, t := s.atIndex(n)
+	k := frameKey{step: i, t: t, w: w, h: h}
+	if st.Sway != 0 {
+		k.phase = n % swayPeriod
+	}
+	if len(s.files) > 0 {
+		k.file = n % len(s.files)
+	}
+	return k
+}
+
+// encoded returns the frame for k from the cache, or encodes it with
+// encode and keeps it.
+func (s *scene) encoded(k frameKey, encode func() ([]byte, error)) ([]byte, error) {
+	s.mu.Lock()
+	b, ok := s.cache[k]
+	s.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b, err := encode()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil || len(s.cache) >= maxCached {
+		s.cache = map[frameKey][]byte{}
+	}
+	s.cache[k] = b
+	return b, nil
 }
 
 // loadImages reads the PNG and JPEG files of dir, sorted by name.
@@ -84,16 +203,28 @@ func loadImages(dir string) ([]image.Image, error) {
 
 // at returns the script's state at frame n: its step and how far into it.
 func (s *scene) at(n int) (Step, float64) {
+	_, st, t := s.atIndex(n)
+	return st, t
+}
+
+// atIndex is at with the step's index.
+func (s *scene) atIndex(n int) (int, Step, float64) {
 	for i, st := range s.script {
 		if st.Frames <= 0 || i == len(s.script)-1 || n < st.Frames {
 			if st.Frames <= 0 {
-				return st, 0
+				return i, st, 0
 			}
-			return st, min(float64(n)/float64(st.Frames), 1)
+			return i, st, min(float64(n)/float64(st.Frames), 1)
 		}
 		n -= st.Frames
 	}
-	return Step{}, 0
+	return -1, Step{}, 0
+}
+
+// Render draws frame n of script at w×h, as the simulator streams it
+// before JPEG encoding.
+func Render(script []Step, n, w, h int) *image.RGBA {
+	return (&scene{script: script}).render(n, w, h)
 }
 
 // render draws frame n at w × h.
@@ -107,7 +238,13 @@ func (s *scene) render(n, w, h int) *image.RGBA {
 		for i, f := range st.Faces {
 			if i < len(st.To) {
 				to := st.To[i]
-				f = Face{X: f.X + (to.X-f.X)*t, Y: f.Y + (to.Y-f.Y)*t, Size: f.Size + (to.Size-f.Size)*t}
+				f.X, f.Y = f.X+(to.X-f.X)*t, f.Y+(to.Y-f.Y)*t
+				f.Size, f.Roll = f.Size+(to.Size-f.Size)*t, f.Roll+(to.Roll-f.Roll)*t
+			}
+			if st.Sway != 0 {
+				a := 2 * math.Pi * float64(n%swayPeriod) / swayPeriod
+				f.X += st.Sway * f.Size * math.Sin(a) * float64(h) / float64(w)
+				f.Y += st.Sway * f.Size * 0.5 * math.Sin(2*a)
 			}
 			drawFace(img, f)
 		}
@@ -115,51 +252,10 @@ func (s *scene) render(n, w, h int) *image.RGBA {
 	if st.Light != 0 {
 		light(img, 1+st.Light)
 	}
-	if st.Blur > 0 {
-		img = blur(img, st.Blur)
+	if r := st.Blur + int(st.Defocus*float64(h)+0.5); r > 0 {
+		img = blur(img, r)
 	}
 	return img
-}
-
-// drawFace paints hair, the oval, eyes with pupils, brows and a mouth.
-func drawFace(img *image.RGBA, f Face) {
-	b := img.Bounds()
-	fh := f.Size * float64(b.Dy())
-	fw := fh * 0.74
-	cx, cy := f.X*float64(b.Dx()), f.Y*float64(b.Dy())
-	top := cy - fh/2
-	ellipse(img, cx, cy-fh*0.08, fw*0.56, fh*0.56, color.RGBA{0x3B, 0x2A, 0x1E, 0xFF}) // hair
-	ellipse(img, cx, cy, fw/2, fh/2, color.RGBA{0xE0, 0xBD, 0xA0, 0xFF})               // skin
-	ey := top + fh*0.42
-	for _, side := range []float64{-1, 1} {
-		ex := cx + side*fw*0.2
-		ellipse(img, ex, ey, fw*0.09, fh*0.035, color.RGBA{0xF5, 0xF5, 0xF0, 0xFF})
-		ellipse(img, ex, ey, fh*0.025, fh*0.025, color.RGBA{0x30, 0x22, 0x18, 0xFF})
-		ellipse(img, ex, ey-fh*0.07, fw*0.1, fh*0.012, color.RGBA{0x3B, 0x2A, 0x1E, 0xFF})
-	}
-	ellipse(img, cx, top+fh*0.62, fw*0.035, fh*0.06, color.RGBA{0xC8, 0x9E, 0x84, 0xFF}) // nose
-	ellipse(img, cx, top+fh*0.77, fw*0.16, fh*0.025, color.RGBA{0x9E, 0x3B, 0x3B, 0xFF}) // mouth, closed
-}
-
-// ellipse fills the ellipse with centre (cx, cy) and radii rx, ry.
-func ellipse(img *image.RGBA, cx, cy, rx, ry float64, c color.RGBA) {
-	b := img.Bounds()
-	if rx <= 0 || ry <= 0 {
-		return
-	}
-	for y := max(b.Min.Y, int(cy-ry)); y <= min(b.Max.Y-1, int(cy+ry)+1); y++ {
-		dy := (float64(y) + 0.5 - cy) / ry
-		if dy*dy > 1 {
-			continue
-		}
-		half := rx * math.Sqrt(1-dy*dy)
-		x0, x1 := max(b.Min.X, int(cx-half+0.5)), min(b.Max.X-1, int(cx+half-0.5))
-		row := img.Pix[(y-b.Min.Y)*img.Stride:]
-		for x := x0; x <= x1; x++ {
-			i := (x - b.Min.X) * 4
-			row[i], row[i+1], row[i+2], row[i+3] = c.R, c.G, c.B, c.A
-		}
-	}
 }
 
 func fill(img *image.RGBA, c color.RGBA) {
