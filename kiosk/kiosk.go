@@ -17,8 +17,8 @@
 //
 // The capture-quality packages (kiosk/photo, kiosk/finger,
 // kiosk/signature) reach the flow through Options.Faces, Options.Fingers
-// and Options.Signatures; until their adapters are set there, stand-ins
-// (StandInFaces, StandInFingers, StandInSignatures) run in their place.
+// and Options.Signatures (adapters in quality.go); left nil, they are the
+// packages at their default settings.
 package kiosk
 
 import (
@@ -108,16 +108,15 @@ func (c Config) Validate() error {
 
 // Options are the kiosk's optional parts.
 type Options struct {
-	// Faces, Fingers and Signatures are the capture-quality checks. This
-	// is where the adapters of kiosk/photo, kiosk/finger and
-	// kiosk/signature plug in; nil means the stand-ins of this package,
-	// which check (almost) nothing.
+	// Faces, Fingers and Signatures are the capture-quality checks; nil
+	// means kiosk/photo, kiosk/finger and kiosk/signature at their
+	// defaults (see Faces and Signatures for configured ones).
 	Faces      flow.Faces
 	Fingers    flow.Fingers
 	Signatures flow.Signatures
-	// CheckCameraMode reports a camera mode too small for the photo
-	// (kiosk/photo); the camera is then out of service with the reason.
-	// nil accepts every mode.
+	// CheckCameraMode reports a camera mode too small for the photo; the
+	// camera is then out of service with the reason. nil means kiosk/photo's
+	// check at its defaults.
 	CheckCameraMode func(width, height int) error
 	// Reboot restarts the terminal for the admin screen; nil refuses.
 	Reboot func(ctx context.Context) error
@@ -168,14 +167,8 @@ func New(cfg Config, ag Agent, st Store, dev Devices, opts Options) (*Kiosk, err
 	if opts.Clock == nil {
 		opts.Clock = flow.SystemClock()
 	}
-	if opts.Faces == nil {
-		opts.Faces = StandInFaces{}
-	}
-	if opts.Fingers == nil {
-		opts.Fingers = StandInFingers{}
-	}
-	if opts.Signatures == nil {
-		opts.Signatures = StandInSignatures{}
+	if err := defaultQuality(&opts); err != nil {
+		return nil, fmt.Errorf("kiosk: capture-quality checks: %w", err)
 	}
 	numbers, err := flow.NewSequence(cfg.NumberPrefix, st, cfg.Flow.Location)
 	if err != nil {

@@ -101,7 +101,12 @@ func newRig(t *testing.T, mod func(*kiosk.Config, *kiosk.Options)) *rig {
 	cfg := kiosk.Config{Flow: flow.DefaultConfig(), NumberPrefix: "KMI1", AdminPIN: "4711", Version: "1.2.3"}
 	cfg.Flow.Office, cfg.Flow.Terminal, cfg.Flow.Location = "buergeramt-mitte", "Mitte 1", time.UTC
 	cfg.Flow.Photo.Mode = camera.Mode{Width: 160, Height: 120}
-	opts := kiosk.Options{Clock: r.clock, Logger: slog.New(slog.DiscardHandler)}
+	// The capture-quality checks are the flow's business (kiosk/flow's
+	// tests, and cmd/kogge-kiosk's simulation with the real ones); here
+	// they accept the fake camera's grey frames.
+	opts := kiosk.Options{Clock: r.clock, Logger: slog.New(slog.DiscardHandler),
+		Faces: &flowtest.Faces{}, Fingers: &flowtest.Fingers{}, Signatures: &flowtest.Signatures{},
+		CheckCameraMode: func(w, h int) error { return nil }}
 	if mod != nil {
 		mod(&cfg, &opts)
 	}
@@ -252,6 +257,20 @@ func TestCameraTooSmallIsAConfigurationError(t *testing.T) {
 	s := r.k.NextSession(r.ctx)
 	v := await(t, s, flowtest.AtStep(flow.StepOutOfService))
 	if v.Args["peripheral"] != "camera" || !strings.Contains(v.Args["reason"], "configuration error") {
+		t.Fatalf("view %+v", v)
+	}
+}
+
+// Without configured checks the kiosk runs kiosk/photo, kiosk/finger and
+// kiosk/signature at their defaults: the fake camera's 160x120 can never
+// give the photo.
+func TestDefaultChecksRefuseASmallCamera(t *testing.T) {
+	r := newRig(t, func(_ *kiosk.Config, o *kiosk.Options) {
+		o.Faces, o.Fingers, o.Signatures, o.CheckCameraMode = nil, nil, nil, nil
+	})
+	s := r.k.NextSession(r.ctx)
+	v := await(t, s, flowtest.AtStep(flow.StepOutOfService))
+	if v.Args["peripheral"] != "camera" || !strings.Contains(v.Args["reason"], "1244") {
 		t.Fatalf("view %+v", v)
 	}
 }

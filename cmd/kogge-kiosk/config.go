@@ -10,7 +10,10 @@ import (
 
 	"github.com/kogge-fleet/kogge/drivers/camera"
 	"github.com/kogge-fleet/kogge/kiosk"
+	"github.com/kogge-fleet/kogge/kiosk/finger"
 	"github.com/kogge-fleet/kogge/kiosk/flow"
+	"github.com/kogge-fleet/kogge/kiosk/photo"
+	"github.com/kogge-fleet/kogge/kiosk/signature"
 	"github.com/kogge-fleet/kogge/protocol/casefile"
 )
 
@@ -78,6 +81,8 @@ type PhotoConfig struct {
 	GoodFrames   int           `config:"good-frames" usage:"acceptable frames that end a window early"`
 	Candidates   int           `config:"candidates" usage:"equally good photos offered for choice, at most"`
 	PADThreshold float64       `config:"pad-threshold" usage:"highest presentation-attack score that passes (0–1)"`
+	// Checks are the photo rules' thresholds (kiosk/photo).
+	Checks photo.Config `config:"checks"`
 }
 
 // FingerConfig is the fingerprint steps.
@@ -86,6 +91,9 @@ type FingerConfig struct {
 	Timeout   time.Duration `config:"timeout" usage:"time for a finger to come to the scanner, per attempt"`
 	Threshold uint8         `config:"threshold" usage:"lowest NFIQ 2 score accepted (0–100)"`
 	MinAge    int           `config:"min-age" usage:"no fingerprints from children younger than this (years), when the date of birth is known"`
+	// MinForeground is kiosk/finger's least share of the image the finger
+	// must cover.
+	MinForeground float64 `config:"min-foreground" usage:"least share of the sensor image (0–1) the finger must cover"`
 }
 
 // TimeoutsConfig are the steps' inactivity timeouts.
@@ -133,9 +141,9 @@ func DefaultConfig() Config {
 			TemporaryID: f.Fees[casefile.ServiceTemporaryID], Attempts: f.PaymentAttempts},
 		Photo: PhotoConfig{Width: f.Photo.Mode.Width, Height: f.Photo.Mode.Height, FPS: f.Photo.Mode.FPS,
 			Attempts: f.Photo.Attempts, Time: f.Photo.Time, GoodFrames: f.Photo.GoodFrames,
-			Candidates: f.Photo.Candidates, PADThreshold: f.Photo.PADThreshold},
+			Candidates: f.Photo.Candidates, PADThreshold: f.Photo.PADThreshold, Checks: photo.DefaultConfig()},
 		Finger: FingerConfig{Attempts: f.Finger.Attempts, Timeout: f.Finger.Timeout, Threshold: f.Finger.Threshold,
-			MinAge: f.Finger.MinAgeYears},
+			MinAge: f.Finger.MinAgeYears, MinForeground: finger.DefaultConfig().MinForeground},
 		Timeouts: TimeoutsConfig{Warning: t.Warning, Language: t.Language, Documents: t.Documents, Identify: t.Identify,
 			Photo: t.Photo, Finger: t.Finger, Signature: t.Signature, Payment: t.Payment, Review: t.Review, End: t.End},
 		Log:           LogConfig{Level: "info", Format: "json"},
@@ -163,6 +171,27 @@ func (c *Config) kiosk(version string) kiosk.Config {
 	t.Review, t.End = c.Timeouts.Review, c.Timeouts.End
 	return kiosk.Config{Flow: f, NumberPrefix: c.NumberPrefix, AdminPIN: c.Admin.PIN, Version: version,
 		CheckInterval: c.CheckInterval}
+}
+
+// quality builds the capture-quality checks from the configuration.
+func (c *Config) quality(opts *kiosk.Options) error {
+	pc, err := photo.New(c.Photo.Checks, nil)
+	if err != nil {
+		return fmt.Errorf("photo.checks: %w", err)
+	}
+	fc := finger.DefaultConfig()
+	fc.Threshold, fc.MinForeground = c.Finger.Threshold, c.Finger.MinForeground
+	fs, err := finger.New(fc)
+	if err != nil {
+		return fmt.Errorf("finger: %w", err)
+	}
+	sr, err := signature.New(signature.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	opts.Faces, opts.CheckCameraMode = kiosk.Faces(pc), c.Photo.Checks.CheckCameraMode
+	opts.Fingers, opts.Signatures = fs, kiosk.Signatures(sr)
+	return nil
 }
 
 // Validate checks the configuration; --simulate needs only the log

@@ -113,7 +113,7 @@ func TestServeHeadless(t *testing.T) {
 		"--enroll.ca-fingerprint=" + code.CAFingerprint, "--enroll.device-id=kiosk-test-1",
 		"--office=buergeramt-mitte", "--number-prefix=KT1",
 		"--eid.enabled", "--eid.url=" + ausweis.Endpoint(), "--eid.tc-token-url=https://eid.kogge.test/tc",
-		"--photo.width=640", "--photo.height=480", "--photo.fps=15",
+		"--photo.width=2592", "--photo.height=1944", "--photo.fps=10",
 		"--devices.camera=" + cam.Endpoint(), "--devices.fingerprint=" + finger.Endpoint(),
 		"--devices.payment=" + pay.Endpoint(), "--devices.printer=" + prn.Endpoint(),
 		"--check-interval=200ms", "--log.format=text",

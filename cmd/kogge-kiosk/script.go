@@ -123,7 +123,7 @@ func (c *citizen) walk(s flow.Session, timeout time.Duration) (flow.View, error)
 		case flow.StepSignature:
 			if once(key) {
 				c.say("  signs")
-				in = signature()
+				in = scriptedSignature()
 			}
 		case flow.StepPayment:
 			switch v.Message {
@@ -163,8 +163,8 @@ func progress(v flow.View) string {
 	return fmt.Sprintf(" (%d/%d)", v.Progress, v.Total)
 }
 
-// signature is a short signature: two strokes drawn in 1.5 s.
-func signature() flow.SignatureDone {
+// scriptedSignature is a short signature: two strokes drawn in 1.5 s.
+func scriptedSignature() flow.SignatureDone {
 	var a, b []flow.Point
 	for i := range 60 {
 		a = append(a, flow.Point{X: 40 + i*6, Y: 120 - (i%12)*5, T: uint32(i * 16), P: 400})

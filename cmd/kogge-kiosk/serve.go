@@ -111,12 +111,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			log.Warn("agent stopped with an error", "err", err)
 		}
 	}()
-	k, err := kiosk.New(cfg.kiosk(version()), rt.ag, rt.st, devices, kiosk.Options{
-		// The adapters of kiosk/photo, kiosk/finger and kiosk/signature
-		// (Faces, Fingers, Signatures, CheckCameraMode) plug in here;
-		// until then the kiosk runs its stand-ins.
-		Logger: log,
-	})
+	kopts := kiosk.Options{Logger: log}
+	if err := cfg.quality(&kopts); err != nil {
+		return err
+	}
+	k, err := kiosk.New(cfg.kiosk(version()), rt.ag, rt.st, devices, kopts)
 	if err != nil {
 		return err
 	}

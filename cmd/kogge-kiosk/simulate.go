@@ -141,14 +141,14 @@ func simulate(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	kcfg.Flow.Office, kcfg.Flow.Terminal, kcfg.NumberPrefix = simOffice, "Bürgeramt Mitte, Terminal 1 (simuliert)", "KMI1"
 	kcfg.Flow.EID.Enabled, kcfg.Flow.EID.TCTokenURL = true, simTCToken
 	kcfg.Flow.PayAtCounter = false
-	kcfg.Flow.Photo.Mode = camera.Mode{Width: 640, Height: 480, FPS: 15}
-	k, err := kiosk.New(kcfg, rt.ag, rt.st, dev, kiosk.Options{
-		// The seam for the capture-quality packages: until the adapters
-		// of kiosk/photo, kiosk/finger and kiosk/signature are set here,
-		// the kiosk's stand-ins check the captures.
-		Faces: nil, Fingers: nil, Signatures: nil,
-		Logger: log.With("side", "kiosk"),
-	})
+	// The simulated camera's capture mode: the photo is cut from the
+	// frames the checks judged, so they must hold 1244x1600.
+	kcfg.Flow.Photo.Mode = simcamera.CaptureMode()
+	kopts := kiosk.Options{Logger: log.With("side", "kiosk")}
+	if err := cfg.quality(&kopts); err != nil {
+		return err
+	}
+	k, err := kiosk.New(kcfg, rt.ag, rt.st, dev, kopts)
 	if err != nil {
 		return err
 	}
