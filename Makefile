@@ -19,7 +19,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEB_PACKAGES := gcc pkg-config mosquitto mosquitto-clients chromium \
 	libpcsclite-dev pcscd vsmartcard-vpcd ausweisapp2 iproute2 libusb-1.0-0-dev \
 	libgl1-mesa-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev \
-	libxxf86vm-dev xvfb
+	libxxf86vm-dev xvfb fonts-dejavu-core
 
 why.gcc               := C compiler for cgo (SQLite through mattn/go-sqlite3)
 why.pkg-config        := finds C libraries for cgo builds
@@ -39,6 +39,7 @@ why.libxinerama-dev   := X11 Xinerama headers for the fyne window driver
 why.libxi-dev         := X11 input headers for the fyne window driver
 why.libxxf86vm-dev    := X11 video-mode headers for the fyne window driver
 why.xvfb              := a virtual X server for the UI smoke tests and screenshots
+why.fonts-dejavu-core := a system font with Arabic, Cyrillic and Turkish letters for the touch screens
 why.npm               := installs the pinned axe-core for the accessibility tests of the dashboard
 
 .PHONY: help deps build test check-fmt vet fuzz demo bench bench-agent lint
@@ -78,8 +79,9 @@ build: ## go build ./... and build every cmd/* main into bin/
 	  $(GO) build -o "bin/$$name" "./cmd/$$name"; \
 	done
 
-test: deps check-fmt vet ## deps, gofmt check, go vet, then race tests (TESTFLAGS=...)
+test: deps check-fmt vet ## deps, gofmt check, go vet, race tests (TESTFLAGS=...), then the UI smoke tests under Xvfb
 	$(GO) test -race -timeout 25m $(TESTFLAGS) ./...
+	$(GO) test -tags xvfb -run '^TestXvfb' $(TESTFLAGS) ./kiosk/ui
 
 check-fmt: ## fail listing the Go files gofmt would change
 	@unformatted=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './bin/*' -print0 \

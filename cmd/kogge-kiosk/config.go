@@ -24,6 +24,9 @@ type Config struct {
 	// terminal (see simulate.go).
 	Simulate bool `config:"simulate" usage:"run one scripted citizen against simulated devices, a fleet server and the ID-document procedure simulator in this process (loopback only), then exit"`
 
+	Headless bool `config:"headless" usage:"run without the touch screen: sessions wait at their welcome screen and what they show is logged (service and tests)"`
+	Windowed bool `config:"windowed" usage:"show the touch screen in a window instead of full screen (development)"`
+
 	DataDir string       `config:"data-dir" usage:"where the terminal keeps its identity (identity/) and its store (agent.db)"`
 	Enroll  EnrollConfig `config:"enroll"`
 	Broker  string       `config:"broker" usage:"MQTT broker URL (ssl://host:8883); empty: the one named at enrollment"`

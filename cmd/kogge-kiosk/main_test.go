@@ -116,7 +116,7 @@ func TestServeHeadless(t *testing.T) {
 		"--photo.width=2592", "--photo.height=1944", "--photo.fps=10",
 		"--devices.camera=" + cam.Endpoint(), "--devices.fingerprint=" + finger.Endpoint(),
 		"--devices.payment=" + pay.Endpoint(), "--devices.printer=" + prn.Endpoint(),
-		"--check-interval=200ms", "--log.format=text",
+		"--check-interval=200ms", "--log.format=text", "--headless",
 	}
 	rctx, stop := context.WithCancel(ctx)
 	var out, errb syncBuffer

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"fyne.io/fyne/v2/app"
+
 	"github.com/kogge-fleet/kogge/agent"
 	"github.com/kogge-fleet/kogge/agent/enroll"
 	agentmqtt "github.com/kogge-fleet/kogge/agent/mqtt"
@@ -21,6 +23,7 @@ import (
 	"github.com/kogge-fleet/kogge/drivers/payment"
 	"github.com/kogge-fleet/kogge/drivers/printer"
 	"github.com/kogge-fleet/kogge/kiosk"
+	"github.com/kogge-fleet/kogge/kiosk/ui"
 )
 
 // inventory are the peripherals a terminal reports at enrollment.
@@ -121,10 +124,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { k.Run(ctx) })
-	log.Info("kogge-kiosk running headless: sessions wait at their welcome screen for the touch UI")
-	headless(ctx, k, log)
-	wg.Wait()
-	return nil
+	defer wg.Wait()
+	if cfg.Headless {
+		log.Info("kogge-kiosk running headless: sessions wait at their welcome screen, what they show is logged")
+		headless(ctx, k, log)
+		return nil
+	}
+	// The touch screen runs on this, the main, goroutine, as fyne needs.
+	lang := "de"
+	if len(cfg.Languages) > 0 {
+		lang = cfg.Languages[0]
+	}
+	u, err := ui.New(app.NewWithID("org.kogge.kiosk"), ui.Options{Language: lang, Windowed: cfg.Windowed, Logger: log.With("component", "ui")})
+	if err != nil {
+		return err
+	}
+	log.Info("kogge-kiosk running")
+	return u.Run(ctx, k.NextSession, k.Admin())
 }
 
 // headless runs the sessions without a UI: it logs what each shows. A

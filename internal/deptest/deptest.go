@@ -51,6 +51,7 @@ const (
 	RuleServerAgent        = "fleet-server never depends on agent"
 	RuleDriversMQTT        = "drivers never depend on an MQTT client or broker"
 	RuleNoCmdImports       = "nothing imports cmd"
+	RuleUIOnlyFyne         = "only kiosk/ui and mobile-agent/ui (and the commands) depend on fyne"
 )
 
 // Third-party modules that protocol may depend on, with their own
@@ -58,6 +59,8 @@ const (
 var (
 	protocolModules = []string{"github.com/fxamacker/cbor/v2", "github.com/google/uuid"}
 	sealModules     = []string{"filippo.io/age"}
+	fyneModules     = []string{"fyne.io/fyne/v2"}
+	uiPackages      = []string{"kiosk/ui", "mobile-agent/ui", "cmd"}
 	mqttModules     = []string{
 		"github.com/eclipse/paho.mqtt.golang",
 		"github.com/eclipse/paho.golang",
@@ -104,6 +107,12 @@ func Check(module string, pkgs []Package) []Violation {
 		for _, imp := range p.Imports {
 			if under(imp, "cmd") && !sameCommand(module, p.ImportPath, imp) {
 				add(RuleNoCmdImports, p, imp)
+			}
+		}
+
+		if !slices.ContainsFunc(uiPackages, func(dir string) bool { return under(p.ImportPath, dir) }) {
+			for _, dep := range g.entries(p, func(dep string) bool { return inAny(dep, fyneModules) }) {
+				add(RuleUIOnlyFyne, p, dep)
 			}
 		}
 

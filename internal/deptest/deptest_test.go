@@ -153,6 +153,18 @@ func TestCheck(t *testing.T) {
 			},
 		},
 		{
+			name: "fyne outside the UI packages",
+			edit: func(g map[string][]string) {
+				g[mod+"/kiosk/ui"] = []string{mod + "/kiosk", "fyne.io/fyne/v2/widget"}
+				g[mod+"/cmd/kogge-kiosk"] = append(g[mod+"/cmd/kogge-kiosk"], mod+"/kiosk/ui", "fyne.io/fyne/v2/app")
+				g["fyne.io/fyne/v2/widget"] = []string{"fyne.io/fyne/v2"}
+				g["fyne.io/fyne/v2/app"] = []string{"fyne.io/fyne/v2"}
+				g["fyne.io/fyne/v2"] = []string{"image"}
+				g[mod+"/kiosk/flow"] = []string{"fyne.io/fyne/v2"}
+			},
+			want: []string{"kiosk/flow|fyne.io/fyne/v2|" + RuleUIOnlyFyne},
+		},
+		{
 			name: "packages import cmd",
 			edit: func(g map[string][]string) {
 				g[mod+"/fleet-server"] = append(g[mod+"/fleet-server"], mod+"/cmd/kogge-server")
