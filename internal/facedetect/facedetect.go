@@ -62,8 +62,8 @@ type Options struct {
 	// face (5). pigo's scores are unbounded; clear frontal faces score
 	// from about 20 up.
 	MinScore float64
-	// Landmarks also locates the mouth (Face.Mouth). It costs about as
-	// much as the pupils again.
+	// Landmarks also locates the mouth (Face.Mouth). It costs about twice
+	// what the pupils cost.
 	Landmarks bool
 }
 
@@ -138,7 +138,7 @@ func (m Mouth) Opening() float64 {
 
 // Face is one face found in an image.
 type Face struct {
-	// Box is the face's square, roughly brows to chin and cheek to
+	// Box is the face's square, roughly forehead to chin and cheek to
 	// cheek (hair and ears are outside it).
 	Box image.Rectangle
 	// Score is pigo's detection score: higher is surer (unbounded).
