@@ -25,6 +25,7 @@ import (
 	"github.com/kogge-fleet/kogge/agent/store"
 	"github.com/kogge-fleet/kogge/agent/sync"
 	"github.com/kogge-fleet/kogge/agent/twin"
+	"github.com/kogge-fleet/kogge/agent/update"
 	"github.com/kogge-fleet/kogge/protocol"
 	"github.com/kogge-fleet/kogge/protocol/seal"
 )
@@ -82,6 +83,9 @@ type Options struct {
 	// Offices are office keys the device is provisioned with; the twin's
 	// offices key overrides them office by office.
 	Offices map[string]seal.Recipient
+	// Updater installs software updates (agent/update); nil means the
+	// device takes none. Its version must be Config.Software.
+	Updater *update.Updater
 }
 
 // Agent runs a device's sync, twin, commands and heartbeat.
@@ -97,6 +101,7 @@ type Agent struct {
 	twin    *twin.Twin
 	cmds    *command.Runner
 	health  *health.Reporter
+	updater *update.Updater
 
 	statusQ chan *protocol.RecordStatus
 	events  chan Status
@@ -190,7 +195,34 @@ func New(cfg Config, st *store.Store, tr Transport, opts Options) (*Agent, error
 	if err != nil {
 		return nil, err
 	}
+	if err := a.bindUpdater(opts.Updater); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// bindUpdater gives the updater its commands and what its health check
+// looks at: the synced session, the heartbeats, the unsent captures.
+func (a *Agent) bindUpdater(u *update.Updater) error {
+	if u == nil {
+		return nil
+	}
+	if v := u.Version(); v != a.cfg.Software {
+		return fmt.Errorf("agent: the updater's slot runs %s, the agent is configured as %s", v, a.cfg.Software)
+	}
+	a.updater = u
+	return u.Bind(update.Host{
+		Register: a.cmds.Register,
+		Connected: func() bool {
+			s := a.engine.Stats()
+			return s.Online && s.Synced
+		},
+		Heartbeats: a.health.Sent,
+		Unsent: func(ctx context.Context) (int, error) {
+			st, err := a.st.Stats(ctx)
+			return st.QueueDepth, err
+		},
+	})
 }
 
 // applyConfig applies the built-in part of a twin configuration that the
@@ -258,6 +290,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	run("health", a.health.Run)
 	run("status", a.runStatus)
 	run("watch", a.runWatch)
+	if a.updater != nil {
+		run("update", a.updater.Run)
+	}
 	wg.Wait()
 	return first
 }

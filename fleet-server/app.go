@@ -30,7 +30,6 @@ import (
 	"github.com/kogge-fleet/kogge/fleet-server/api"
 	"github.com/kogge-fleet/kogge/fleet-server/audit"
 	"github.com/kogge-fleet/kogge/fleet-server/bridge/bridgeconfig"
-	"github.com/kogge-fleet/kogge/fleet-server/broker"
 	"github.com/kogge-fleet/kogge/fleet-server/commands"
 	"github.com/kogge-fleet/kogge/fleet-server/dashboard"
 	"github.com/kogge-fleet/kogge/fleet-server/delivery"
@@ -38,6 +37,7 @@ import (
 	"github.com/kogge-fleet/kogge/fleet-server/presence"
 	"github.com/kogge-fleet/kogge/fleet-server/registry"
 	"github.com/kogge-fleet/kogge/fleet-server/retention"
+	"github.com/kogge-fleet/kogge/fleet-server/rollout"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
 	"github.com/kogge-fleet/kogge/fleet-server/twin"
 )
@@ -60,7 +60,8 @@ type App struct {
 	tokenGenerated bool
 
 	registry *registry.Registry
-	broker   *broker.Broker
+	broker   mqttBroker // embedded, or external: see app_cluster.go
+	cluster  *cluster
 
 	api       *api.Handler
 	apiLn     net.Listener
@@ -82,6 +83,10 @@ type App struct {
 	bridgeAPI http.Handler
 	bridges   []inProcessBridge
 	built     []*bridgeconfig.Bridge
+
+	// software updates: see app_rollout.go.
+	rollout        *rollout.Service
+	rolloutDevices http.Handler
 
 	dashboard      *dashboard.Handler
 	dashLn         net.Listener
@@ -163,14 +168,7 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}
 
-	a.broker, err = broker.New(a.registry.BrokerTLSConfig(), a.registry, broker.Options{
-		Address:     cfg.Broker.Listen,
-		DevAddress:  cfg.Broker.DevListen,
-		DevInsecure: cfg.Broker.DevListen != "",
-		Logger:      logger.With("component", "broker"),
-		Registerer:  a.metrics,
-	})
-	if err != nil {
+	if a.broker, err = a.newBroker(cfg, logger); err != nil {
 		return nil, err
 	}
 	a.registry.OnRevoke(func(device string) { a.broker.DisconnectDevice(device) })
@@ -209,10 +207,13 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 	if err := a.newDelivery(cfg, logger); err != nil {
 		return nil, err
 	}
+	if err := a.newRollout(cfg, logger); err != nil {
+		return nil, err
+	}
 
 	a.api, err = api.New(token, api.Services{
 		Registry: a.registry, Records: a.db, Presence: a.db, Commands: a.commands, Twin: a.twin,
-		Audit: a.audit, Deliveries: a.delivery, Erasure: a.retention, BridgeCerts: a.registry,
+		Audit: a.audit, Deliveries: a.delivery, Erasure: a.retention, BridgeCerts: a.registry, Rollouts: a.rollout,
 	}, api.Options{
 		Logger:  logger.With("component", "api"),
 		Metrics: a.metrics,
@@ -245,6 +246,8 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 	enrollMux := http.NewServeMux()
 	enrollMux.Handle("/enroll/", a.registry.Handler())
 	enrollMux.Handle(delivery.BridgePrefix, a.bridgeAPI)
+	a.mountCluster(enrollMux)
+	a.mountRolloutDevices(enrollMux)
 	a.enrollSrv = newHTTPServer(enrollMux, logger)
 	ok = true
 	return a, nil
@@ -296,7 +299,7 @@ func (a *App) ingestReady(context.Context) error {
 }
 
 func (a *App) brokerReady(context.Context) error {
-	if !a.brokerUp.Load() {
+	if !a.brokerUp.Load() || !a.brokerConnected() {
 		return errors.New("MQTT broker not running")
 	}
 	return nil
@@ -346,17 +349,19 @@ func (a *App) Run(ctx context.Context) error {
 		})
 	}
 	run("registry", nil, a.registry.Run)
+	a.runCluster(run)
 	run("ingest", &a.ingestUp, a.ingest.Run)
 	run("presence", nil, a.presence.Run)
 	run("commands", nil, a.commands.Run)
 	run("twin", nil, a.twin.Run)
 	run("delivery", nil, a.delivery.Run)
-	run("retention", nil, a.retention.Run)
+	run("retention", nil, a.singleton("retention", a.retention.Run))
+	run("rollout", nil, a.singleton("rollout", a.rollout.Run))
 	for _, b := range a.bridges {
 		run("bridge "+b.office, nil, b.runner.Run)
 	}
 	if a.dashboard != nil {
-		run("alerts", nil, a.alerts.Run)
+		run("alerts", nil, a.singleton("alerts", a.alerts.Run))
 		run("rates", nil, a.rates.Run)
 		run("dashboard", nil, a.dashboard.Run)
 	}

@@ -26,7 +26,7 @@ func (a *App) newDashboard(ctx context.Context, logger *slog.Logger) error {
 		Logger: logger.With("component", "alerts"), Every: cfg.AlertEvery, Delivery: a.rates,
 		Webhook: &alerts.Webhook{Secret: cfg.WebhookSecret}, DashboardURL: cfg.PublicURL,
 		// a.dashboard is set below, before Run starts the evaluator.
-		OnChange: func(ev alerts.Event) { a.dashboard.AlertChanged(ev) },
+		OnChange: a.alertChanged, // to every replica's dashboard: app_cluster.go
 	}
 	if cfg.SMTP.Addr != "" {
 		m := &alerts.Mailer{Addr: cfg.SMTP.Addr, From: cfg.SMTP.From, Username: cfg.SMTP.Username,
@@ -56,7 +56,7 @@ func (a *App) newDashboard(ctx context.Context, logger *slog.Logger) error {
 	}
 	a.dashboard, err = dashboard.New(dashboard.Services{
 		Registry: a.registry, Fleet: a.db, Users: a.db, Commands: a.commands, Twin: a.twin,
-		Rules: a.alerts, Alerts: a.db, Audit: a.audit, Delivery: a.delivery,
+		Rules: a.alerts, Alerts: a.db, Audit: a.audit, Delivery: a.delivery, Rollouts: a.rollout,
 	}, dopts)
 	if err != nil {
 		return err

@@ -203,7 +203,7 @@ func capture(t *testing.T, kind, office string) agent.Capture {
 	switch kind {
 	case casefile.KindNotice:
 		n := casefiletest.Notice()
-		n.Plate.Text = markerPlate
+		n.Plate.Text, n.Plate.Display = markerPlate, markerPlate
 		n.Officer = markerName
 		d = n
 	case casefile.KindReport:

@@ -28,6 +28,9 @@ import (
 type Config struct {
 	DataDir  string `config:"data-dir" usage:"where the server keeps its data: database, API token, blobs (default /var/lib/kogge for root, else $XDG_DATA_HOME/kogge or ~/.local/share/kogge)"`
 	Database string `config:"database" usage:"database: a SQLite file path or a postgres:// URL (default: kogge.db in the data directory)"`
+	// Replica names this server among the replicas of a fleet (see
+	// config_cluster.go); default the host name.
+	Replica string `config:"replica" usage:"this replica's id among the fleet's replicas (a-z, 0-9, '.', '_', '-'); its identity at an external broker is kogge-server:ID (default: the host name)"`
 
 	API       APIConfig       `config:"api"`
 	Enroll    EnrollConfig    `config:"enroll"`
@@ -38,6 +41,7 @@ type Config struct {
 	Dashboard DashboardConfig `config:"dashboard"`
 	Delivery  DeliveryConfig  `config:"delivery"`
 	Retention RetentionConfig `config:"retention"`
+	Rollout   RolloutConfig   `config:"rollout"`
 
 	// BridgesFile is a JSON file with a list of bridges to run inside the
 	// server (see Bridges); New reads it and appends them to Bridges.
@@ -84,6 +88,10 @@ type BrokerConfig struct {
 	// Keepalive is the MQTT keepalive devices are expected to use; presence
 	// declares a silent device offline after twice this.
 	Keepalive time.Duration `config:"keepalive" usage:"MQTT keepalive; a silent device is offline after at most twice this"`
+	// Mode is embedded or external; External configures the latter (see
+	// config_cluster.go).
+	Mode     string               `config:"mode" usage:"embedded (the server's own broker) or external (Mosquitto or EMQX; several replicas, see docs/deploy.md)"`
+	External ExternalBrokerConfig `config:"external"`
 }
 
 // TLSConfig configures the server's own certificate, which the fleet CA
@@ -177,7 +185,8 @@ func DefaultConfig() Config {
 		DataDir:   defaultDataDir(os.Geteuid(), os.Getenv, os.UserHomeDir),
 		API:       APIConfig{Listen: DefaultAPIListen},
 		Enroll:    EnrollConfig{Listen: DefaultEnrollListen, CertLifetime: DefaultCertLifetime, CodeTTL: DefaultCodeTTL},
-		Broker:    BrokerConfig{Listen: DefaultBrokerListen, Keepalive: DefaultKeepalive},
+		Broker:    BrokerConfig{Listen: DefaultBrokerListen, Keepalive: DefaultKeepalive, Mode: BrokerEmbedded, External: DefaultExternalBrokerConfig()},
+		Replica:   DefaultReplica(),
 		TLS:       TLSConfig{Names: names},
 		Heartbeat: HeartbeatConfig{Retention: DefaultHeartbeatKeep},
 		Log:       LogConfig{Level: "info", Format: "auto"},
@@ -185,6 +194,7 @@ func DefaultConfig() Config {
 			StatusResend: DefaultStatusResend},
 		Retention: RetentionConfig{Biometric: retention.DefaultBiometric, BiometricKinds: retention.DefaultBiometricKinds,
 			Undelivered: retention.DefaultUndelivered, Metadata: retention.DefaultMetadata, SweepEvery: retention.DefaultEvery},
+		Rollout: DefaultRolloutConfig(),
 		Dashboard: DashboardConfig{Lang: "de", SessionIdle: time.Hour,
 			SessionMax: 12 * time.Hour, AlertEvery: 30 * time.Second, SMTP: SMTPConfig{TLS: "starttls"},
 			OIDC: OIDCConfig{RoleClaim: "groups"}},
@@ -214,6 +224,11 @@ func defaultDataDir(euid int, getenv func(string) string, home func() (string, e
 // one the server runs with.
 func (c Config) Resolve() Config {
 	c.TLS.Names = append([]string(nil), c.TLS.Names...)
+	if c.Broker.Mode == BrokerExternal && c.Broker.PublicAddress == "" {
+		// Devices enroll to connect where the replicas do, unless told
+		// otherwise.
+		c.Broker.PublicAddress = c.Broker.External.URL
+	}
 	if c.Database == "" && c.DataDir != "" {
 		c.Database = filepath.Join(c.DataDir, DatabaseFile)
 	}
@@ -308,6 +323,8 @@ func (c Config) Validate() error {
 		add("dashboard.oidc: set dashboard.public-url or dashboard.oidc.redirect-url for the callback")
 	}
 	errs = append(errs, c.Delivery.validate()...)
+	errs = append(errs, c.Rollout.validate()...)
+	errs = append(errs, c.validateCluster()...)
 	offices := map[string]bool{}
 	for i := range c.Bridges {
 		b := &c.Bridges[i]

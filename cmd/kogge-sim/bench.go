@@ -22,14 +22,17 @@ type BenchConfig struct {
 	Out        string   `config:"out" usage:"results file (JSON array); every scenario appends one object"`
 	Dir        string   `config:"dir" usage:"where servers and devices keep their data (default: a temporary directory, removed at the end)"`
 	ServerBin  string   `config:"server-bin" usage:"kogge-server binary for the connections scenario (default: kogge-server next to kogge-sim, else kogge-sim's own server)"`
-	Mosquitto  string   `config:"mosquitto" usage:"mosquitto binary for the broker scenario"`
+	Mosquitto  string   `config:"mosquitto" usage:"mosquitto binary for the broker and replicas scenarios"`
+	Broker     string   `config:"broker" usage:"external broker of the replicas scenario: mosquitto"`
+	Replicas   int      `config:"replicas" usage:"server replicas of the replicas scenario (against one)"`
+	Postgres   string   `config:"postgres" usage:"PostgreSQL URL for the replicas scenario (a schema of its own; default KOGGE_TEST_POSTGRES_URL)"`
 	LogFile    string   `config:"log-file" usage:"file for the servers' and devices' logs (default: none)"`
 	Delivery   bool     `config:"delivery" usage:"run the bridges and procedure simulators for the end-to-end scenario"`
 	CPUProfile string   `config:"cpuprofile" usage:"write a CPU profile of this process (devices and in-process servers) to the file"`
 }
 
 func benchCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	cfg := BenchConfig{Scale: 1, Out: "bench-results.json", Mosquitto: "mosquitto", Delivery: true}
+	cfg := BenchConfig{Scale: 1, Out: "bench-results.json", Mosquitto: "mosquitto", Delivery: true, Broker: "mosquitto", Replicas: 2}
 	rest, err := load(&cfg, "kogge-sim bench", args, environ, stdout)
 	if err != nil {
 		return err
@@ -49,8 +52,12 @@ func benchCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	bc := bench.Config{
 		Scenarios: cfg.Scenarios, Quick: cfg.Quick, Scale: cfg.Scale, Out: cfg.Out, Dir: cfg.Dir,
 		ServerCommand: serverCommand(cfg.ServerBin), Mosquitto: cfg.Mosquitto,
+		Broker: cfg.Broker, Replicas: cfg.Replicas, Postgres: cfg.Postgres,
 		RequireMosquitto: os.Getenv("CI") == "true",
 		Table:            stdout, Progress: stderr, Logger: logger,
+	}
+	if bc.Postgres == "" {
+		bc.Postgres = os.Getenv("KOGGE_TEST_POSTGRES_URL")
 	}
 	if cfg.Delivery {
 		bc.Delivery = deliveryStarter()

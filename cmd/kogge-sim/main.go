@@ -5,6 +5,7 @@
 //	kogge-sim bench   [--quick] [--scenarios=ingest,blobs,…] [--out=bench-results.json]
 //	kogge-sim chaos   [--duration=5m] [--seed=1] …   faults, drain, ledger; exit 1 on a lost or duplicated record
 //	kogge-sim devices [KIND …]                 hardware simulators (serial pseudo-terminals, sockets)
+//	kogge-sim rollout-demo [--devices=100] …    a good and a bad software version rolled out in waves; wave timings
 //
 // Every command takes --help, --print-config and --config FILE; settings
 // are also read from KOGGE_SIM_* environment variables. `kogge-sim device`
@@ -51,6 +52,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		err = demoCmd(ctx, rest, environ, stdout, stderr)
 	case "chaos":
 		err = chaosCmd(ctx, rest, environ, stdout, stderr)
+	case "rollout-demo":
+		err = rolloutDemoCmd(ctx, rest, environ, stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, rest, environ, stdout, stderr)
 	case "devices":
@@ -94,6 +97,9 @@ commands:
             ledger; exits 1 on any lost or duplicated record
   devices   run hardware simulators (GNSS, printer, payment terminal, eID,
             card, camera, fingerprint reader)
+  rollout-demo
+            roll a good and then a bad software version out to a simulated
+            fleet in waves; prints the wave timings and the rollback
 
 Each command takes --help for its settings.
 `)

@@ -12,6 +12,9 @@
 //	koggectl erase --record ID | --reference REF
 //	koggectl audit list|verify
 //	koggectl bridge-cert --office O --csr FILE | list | revoke
+//	koggectl artifact keygen|sign|verify|upload|list|show|delete
+//	koggectl rollout create|list|show|devices|pause|resume|abort|watch
+//	koggectl broker-config mosquitto|emqx    an external broker's configuration
 //
 // The admin commands talk to the fleet server's REST API; see admin.go for
 // --server, --token, --token-file and --json.
@@ -68,6 +71,12 @@ func runWith(args []string, getenv env, stdin io.Reader, stdout, stderr io.Write
 		err = bridgeCertCmd(args[1:], getenv, stdin, stdout, stderr)
 	case "user":
 		err = userCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "artifact":
+		err = artifactCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "rollout":
+		err = rolloutCmd(args[1:], getenv, stdin, stdout, stderr)
+	case "broker-config":
+		err = brokerConfigCmd(args[1:], getenv, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -136,10 +145,38 @@ fleet administration, through the fleet server's REST API:
   bridge-cert list [--office O]
   bridge-cert revoke SERIAL
 
+software updates (keygen, sign and verify work offline on files):
+  artifact keygen --out NAME  an ed25519 signing key pair: NAME.key, NAME.pub
+  artifact sign --key NAME.key --version V --app A[,A] [--platform OS/ARCH]
+              [--name N] [--min-version V] [--notes T] BINARY
+                              writes the signed manifest BINARY.manifest
+  artifact verify --keys NAME.pub[,…] BINARY
+                              checks the signature and the binary; exit 1 if not
+  artifact upload BINARY      the binary and its signed manifest to the server
+  artifact list | show ID | delete ID
+  rollout create --artifact ID [--group G] [--devices D,…] [--model M]
+              [--software V] [--waves 1,5%,25%,100%] [--success 0.95]
+              [--errors 0.05] [--soak 10m] [--window 19:00-07:00|always]
+              [--update-with-unsent] [--allow-downgrade] [--name N]
+  rollout list [--state S] | show ID | devices ID [--state S]
+  rollout pause ID | resume ID | abort ID [--reason TEXT]
+  rollout watch ID            a line on every change until the rollout ends
+
 dashboard users, on the server machine (opens the server's database directly):
   user add [--role R] [--password-stdin] NAME
   user list
   user passwd NAME
+
+external broker, on a server machine (opens the server's database, signs with
+the fleet CA; see docs/deploy.md):
+  broker-config mosquitto --out DIR --name HOST[,HOST] --replicas ID[,ID]
+              [--listen [HOST:]PORT] [--user U] [--conf-dir DIR] [--pid-file F]
+                              mosquitto.conf, ACL, CRL, CA and broker certificate
+  broker-config mosquitto --update --out DIR [--reload] [--watch 10s]
+                              bring CRL and ACL up to the revocations
+  broker-config emqx --out DIR --name HOST[,HOST] --server-url https://HOST:PORT
+                              emqx-kogge.hocon (TLS, hash_clientid, HTTP auth
+                              against kogge-server), CA and broker certificate
 
 flags of the fleet administration commands:
   --server URL        API base URL (KOGGE_SERVER, default http://127.0.0.1:8080)

@@ -15,8 +15,16 @@ var openAPIDoc []byte
 func OpenAPI() []byte { return append([]byte(nil), openAPIDoc...) }
 
 func (h *Handler) openAPI(w http.ResponseWriter, r *http.Request) error {
+	doc := openAPIDoc
+	if h.svc.Rollouts != nil {
+		merged, err := mergeOpenAPI(openAPIDoc, openAPIRollouts)
+		if err != nil {
+			return err
+		}
+		doc = merged
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(openAPIDoc)
+	_, _ = w.Write(doc)
 	return nil
 }

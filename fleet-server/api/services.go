@@ -105,6 +105,9 @@ type Services struct {
 	Deliveries  Deliveries
 	Erasure     Erasure
 	BridgeCerts BridgeCerts
+	// Rollouts is optional: without it the artifact and rollout
+	// endpoints are not served (see rollouts.go).
+	Rollouts Rollouts
 }
 
 func (s Services) validate() error {
@@ -191,6 +194,10 @@ func (h *Handler) registerRoutes() {
 	h.handle("GET "+Prefix+"/bridge-certificates", h.listBridgeCerts)
 	h.handle("POST "+Prefix+"/bridge-certificates", h.issueBridgeCert)
 	h.handle("POST "+Prefix+"/bridge-certificates/{serial}/revoke", h.revokeBridgeCert)
+
+	if h.svc.Rollouts != nil {
+		h.registerRollouts()
+	}
 }
 
 // mapError turns the errors of the services into HTTP errors. Their messages

@@ -153,6 +153,9 @@ type Services struct {
 	// Delivery is nil while the server runs without the delivery queue;
 	// the delivery page then says so.
 	Delivery Delivery
+	// Rollouts is nil while software updates are off; the rollout pages
+	// then say so (see rollouts.go).
+	Rollouts Rollouts
 }
 
 func (s Services) validate() error {
@@ -428,6 +431,7 @@ func (h *Handler) registerRoutes() {
 	h.page(http.MethodPost, "/account/totp/disable", auth.Self, h.disableTOTP)
 	h.page(http.MethodPost, "/account/sessions/end-others", auth.Self, h.endOtherSessions)
 	h.page(http.MethodGet, "/ws", auth.ReadFleet, h.serveWS)
+	h.registerRollouts()
 
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s, _ := h.loadSession(r)

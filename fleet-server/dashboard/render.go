@@ -200,6 +200,7 @@ var navTable = []struct {
 	{"/devices", "nav.devices", auth.ReadFleet},
 	{"/records", "nav.records", auth.ReadFleet},
 	{"/delivery", "nav.delivery", auth.ReadFleet},
+	{"/rollouts", "nav.rollouts", auth.ReadFleet},
 	{"/alerts", "nav.alerts", auth.ReadFleet},
 	{"/audit", "nav.audit", auth.ReadAudit},
 	{"/users", "nav.users", auth.Administer},

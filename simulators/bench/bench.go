@@ -9,6 +9,7 @@
 //	catch-up     one device with a long queue: drain rate
 //	end-to-end   capture → office receipt latency, p50 and p99 (with delivery)
 //	broker       embedded mochi against an external Mosquitto, same publishers
+//	replicas     server replicas behind Mosquitto on PostgreSQL, against one
 //
 // Each scenario prints one table row and appends one Result to a JSON file
 // (an array). Every load is bounded in count and in time; everything runs
@@ -80,11 +81,12 @@ const (
 	CatchUp     = "catch-up"
 	EndToEnd    = "end-to-end"
 	BrokerCmp   = "broker"
+	Replicas    = "replicas"
 )
 
 // Scenarios lists the scenarios in the order they run.
 func Scenarios() []string {
-	return []string{Ingest, Blobs, Connections, CatchUp, EndToEnd, BrokerCmp}
+	return []string{Ingest, Blobs, Connections, CatchUp, EndToEnd, BrokerCmp, Replicas}
 }
 
 // Config configures a benchmark run.
@@ -111,6 +113,16 @@ type Config struct {
 	// RequireMosquitto fails the broker scenario when Mosquitto is missing
 	// instead of skipping it (CI=true).
 	RequireMosquitto bool
+	// Postgres is a PostgreSQL URL for the replicas scenario, which makes
+	// a schema of its own there and drops it at the end; empty: the
+	// scenario is skipped (fails with RequireMosquitto).
+	Postgres string
+	// Replicas is how many server replicas the replicas scenario runs;
+	// default 2.
+	Replicas int
+	// Broker is the external broker of the replicas scenario; only
+	// "mosquitto" (the default) is supported.
+	Broker string
 	// Delivery, if set, runs the bridges and the procedure simulators for
 	// the end-to-end scenario.
 	Delivery fleet.DeliveryStarter
@@ -129,6 +141,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Mosquitto == "" {
 		c.Mosquitto = "mosquitto"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 2
+	}
+	if c.Broker == "" {
+		c.Broker = "mosquitto"
 	}
 	if c.Table == nil {
 		c.Table = io.Discard
@@ -151,6 +169,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Scale <= 0 || c.Scale > 10 {
 		errs = append(errs, fmt.Errorf("scale %v: (0, 10]", c.Scale))
+	}
+	if c.Replicas < 1 || c.Replicas > 8 {
+		errs = append(errs, fmt.Errorf("replicas %d: 1 to 8", c.Replicas))
+	}
+	if c.Broker != "mosquitto" {
+		errs = append(errs, fmt.Errorf("broker %q: only mosquitto can run here (EMQX: see docs/deploy.md)", c.Broker))
 	}
 	return errors.Join(errs...)
 }
@@ -248,6 +272,8 @@ func (r *runner) run(ctx context.Context, name, dir string) (Result, error) {
 		return r.endToEnd(ctx, dir)
 	case BrokerCmp:
 		return r.broker(ctx, dir)
+	case Replicas:
+		return r.replicas(ctx, dir)
 	}
 	return Result{}, fmt.Errorf("unknown scenario %q", name)
 }

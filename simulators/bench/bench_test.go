@@ -54,6 +54,7 @@ func TestQuickRun(t *testing.T) {
 	results, err := Run(context.Background(), Config{
 		Quick: true, Out: out, Dir: t.TempDir(), ServerCommand: testServerCommand, Delivery: fleet.ProcedureDelivery(fleet.DefaultBridgeTuning()),
 		RequireMosquitto: os.Getenv("CI") == "true", Table: &table, Progress: &progress,
+		Postgres: os.Getenv("KOGGE_TEST_POSTGRES_URL"),
 	})
 	t.Logf("table:\n%s", table.String())
 	t.Logf("progress:\n%s", progress.String())
@@ -84,9 +85,10 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("the table has no row for %s", r.Scenario)
 		}
 	}
-	// Everything but broker without Mosquitto is measured here.
+	// Everything but broker without Mosquitto, and replicas without
+	// Mosquitto or PostgreSQL, is measured here.
 	for _, r := range file[1:] {
-		if r.Skipped && r.Scenario != BrokerCmp {
+		if r.Skipped && r.Scenario != BrokerCmp && r.Scenario != Replicas {
 			t.Errorf("%s was skipped: %s", r.Scenario, r.Note)
 		}
 	}
@@ -123,6 +125,8 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults", Config{}, true},
 		{"unknown scenario", Config{Scenarios: []string{"speed"}}, false},
 		{"scale too big", Config{Scale: 100}, false},
+		{"too many replicas", Config{Replicas: 9}, false},
+		{"another broker", Config{Broker: "emqx"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
