@@ -18,12 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kogge-fleet/kogge/fleet-server/registry"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
 )
-
-// caSetting is where the registry keeps the fleet CA (certificate and
-// PKCS #8 key, PEM) in the store's settings.
-const caSetting = "registry.ca"
 
 // Identities in certificates of the fleet CA besides devices and bridges.
 const (
@@ -85,7 +82,7 @@ type CA struct {
 // LoadCA reads the fleet CA from the store. The server creates it at its
 // first start; before that there is none to load.
 func LoadCA(ctx context.Context, db *store.DB) (*CA, error) {
-	v, err := db.Setting(ctx, caSetting)
+	v, err := db.Setting(ctx, registry.CASetting)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errors.New("the store holds no fleet CA yet: start kogge-server on this database once, then try again")
 	}
@@ -95,45 +92,13 @@ func LoadCA(ctx context.Context, db *store.DB) (*CA, error) {
 	return ParseCA(v)
 }
 
-// ParseCA parses the fleet CA as the registry stores it: a CERTIFICATE and
-// a PRIVATE KEY (PKCS #8, ECDSA) block in PEM.
+// ParseCA parses the fleet CA as the registry stores it (registry.ParseCA).
 func ParseCA(v []byte) (*CA, error) {
-	ca := &CA{}
-	for {
-		var block *pem.Block
-		block, v = pem.Decode(v)
-		if block == nil {
-			break
-		}
-		switch block.Type {
-		case "CERTIFICATE":
-			cert, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("fleet CA certificate: %w", err)
-			}
-			ca.cert, ca.pem = cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes})
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-			if err != nil {
-				return nil, errors.New("fleet CA private key does not parse")
-			}
-			key, ok := k.(*ecdsa.PrivateKey)
-			if !ok {
-				return nil, errors.New("fleet CA private key is not ECDSA")
-			}
-			ca.key = key
-		}
+	cert, key, err := registry.ParseCA(v)
+	if err != nil {
+		return nil, fmt.Errorf("fleet CA: %w", err)
 	}
-	if ca.cert == nil || ca.key == nil {
-		return nil, errors.New("fleet CA: certificate or private key missing")
-	}
-	if !ca.cert.IsCA {
-		return nil, errors.New("fleet CA: the certificate is not a CA")
-	}
-	if pub, ok := ca.cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&ca.key.PublicKey) {
-		return nil, errors.New("fleet CA: the private key does not match the certificate")
-	}
-	return ca, nil
+	return &CA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})}, nil
 }
 
 // Certificate returns the CA certificate.

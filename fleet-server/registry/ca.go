@@ -23,13 +23,13 @@ import (
 	"github.com/kogge-fleet/kogge/fleet-server/store"
 )
 
-// caSetting is the settings key under which the fleet CA lives: its
+// CASetting is the settings key under which the fleet CA lives: its
 // certificate and its PKCS #8 private key, both PEM, in one value so that
 // they are created together. Keeping the CA in the store lets replicas on one
 // PostgreSQL share it; it also means that the store and its backups hold the
 // CA's private key and must be protected like it (the SQLite file readable
 // by the server's user only).
-const caSetting = "registry.ca"
+const CASetting = "registry.ca"
 
 const (
 	caLifetime = 20 * 365 * 24 * time.Hour
@@ -49,7 +49,7 @@ type authority struct {
 
 // loadCA reads the fleet CA from the store, creating it on first start.
 func loadCA(ctx context.Context, db *store.DB, now time.Time) (*authority, bool, error) {
-	v, err := db.Setting(ctx, caSetting)
+	v, err := db.Setting(ctx, CASetting)
 	created := false
 	if errors.Is(err, store.ErrNotFound) {
 		fresh, err := newCAPEM(now)
@@ -58,7 +58,7 @@ func loadCA(ctx context.Context, db *store.DB, now time.Time) (*authority, bool,
 		}
 		// Replicas starting together all end up with the one that was
 		// stored first.
-		if v, err = db.SettingOrPut(ctx, caSetting, fresh); err != nil {
+		if v, err = db.SettingOrPut(ctx, CASetting, fresh); err != nil {
 			return nil, false, fmt.Errorf("store fleet CA: %w", err)
 		}
 		created = bytes.Equal(v, fresh)
@@ -67,7 +67,7 @@ func loadCA(ctx context.Context, db *store.DB, now time.Time) (*authority, bool,
 	}
 	ca, err := parseCA(v)
 	if err != nil {
-		return nil, false, fmt.Errorf("fleet CA in the store (setting %q) is unusable: %w", caSetting, err)
+		return nil, false, fmt.Errorf("fleet CA in the store (setting %q) is unusable: %w", CASetting, err)
 	}
 	return ca, created, nil
 }
@@ -106,7 +106,23 @@ func newCAPEM(now time.Time) ([]byte, error) {
 }
 
 func parseCA(v []byte) (*authority, error) {
-	ca := &authority{}
+	cert, key, err := ParseCA(v)
+	if err != nil {
+		return nil, err
+	}
+	ca := &authority{cert: cert, key: key, pool: x509.NewCertPool(),
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})}
+	ca.pool.AddCert(cert)
+	return ca, nil
+}
+
+// ParseCA parses the fleet CA as the registry keeps it under CASetting: a
+// CERTIFICATE and a PRIVATE KEY (PKCS #8, ECDSA) block in PEM. It checks
+// that the certificate is a CA and that the key is its key. Other parts that
+// sign with the fleet CA (fleet-server/brokerconfig) read it so.
+func ParseCA(v []byte) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	var cert *x509.Certificate
+	var key *ecdsa.PrivateKey
 	for {
 		var block *pem.Block
 		block, v = pem.Decode(v)
@@ -115,36 +131,33 @@ func parseCA(v []byte) (*authority, error) {
 		}
 		switch block.Type {
 		case "CERTIFICATE":
-			cert, err := x509.ParseCertificate(block.Bytes)
+			c, err := x509.ParseCertificate(block.Bytes)
 			if err != nil {
-				return nil, fmt.Errorf("certificate: %w", err)
+				return nil, nil, fmt.Errorf("certificate: %w", err)
 			}
-			ca.cert = cert
-			ca.certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes})
+			cert = c
 		case "PRIVATE KEY":
 			k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 			if err != nil {
-				return nil, errors.New("private key does not parse")
+				return nil, nil, errors.New("private key does not parse")
 			}
-			key, ok := k.(*ecdsa.PrivateKey)
+			ek, ok := k.(*ecdsa.PrivateKey)
 			if !ok {
-				return nil, errors.New("private key is not ECDSA")
+				return nil, nil, errors.New("private key is not ECDSA")
 			}
-			ca.key = key
+			key = ek
 		}
 	}
-	if ca.cert == nil || ca.key == nil {
-		return nil, errors.New("certificate or private key missing")
+	if cert == nil || key == nil {
+		return nil, nil, errors.New("certificate or private key missing")
 	}
-	if !ca.cert.IsCA {
-		return nil, errors.New("certificate is not a CA")
+	if !cert.IsCA {
+		return nil, nil, errors.New("certificate is not a CA")
 	}
-	if pub, ok := ca.cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&ca.key.PublicKey) {
-		return nil, errors.New("private key does not match the certificate")
+	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		return nil, nil, errors.New("private key does not match the certificate")
 	}
-	ca.pool = x509.NewCertPool()
-	ca.pool.AddCert(ca.cert)
-	return ca, nil
+	return cert, key, nil
 }
 
 // Fingerprint returns the SHA-256 of a certificate's DER in lower-case hex:
