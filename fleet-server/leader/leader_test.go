@@ -13,8 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kogge-fleet/kogge/fleet-server/leader/pgtest"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 )
 
 func openStore(t *testing.T, dsn string) *store.DB {

@@ -7,11 +7,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +18,7 @@ import (
 	"github.com/kogge-fleet/kogge/fleet-server/audit"
 	"github.com/kogge-fleet/kogge/fleet-server/commands"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 	"github.com/kogge-fleet/kogge/protocol"
 	"github.com/kogge-fleet/kogge/protocol/artifact"
 )
@@ -43,43 +41,10 @@ func stores(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 
 func openTestPostgres(t *testing.T) *store.DB {
 	t.Helper()
-	base := os.Getenv("KOGGE_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("KOGGE_TEST_POSTGRES_URL is not set; CI needs the PostgreSQL suite (see .ci/run)")
-		}
-		t.Skip("KOGGE_TEST_POSTGRES_URL not set")
-	}
+	dsn := pgtest.URL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if err := admin.PingContext(ctx); err != nil {
-		t.Fatalf("PostgreSQL at KOGGE_TEST_POSTGRES_URL does not answer: %v", err)
-	}
-	schema := "t_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if a, err := sql.Open("pgx", base); err == nil {
-			a.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			a.Close()
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := store.Open(ctx, u.String(), store.Options{MaxOpenConns: 4, Logger: quiet()})
+	db, err := store.Open(ctx, dsn, store.Options{MaxOpenConns: 4, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
