@@ -4,10 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kogge-fleet/kogge/fleet-server/store"
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 	"github.com/kogge-fleet/kogge/protocol"
 )
 
@@ -62,40 +60,7 @@ func openStore(t testing.TB, dsn string) *store.DB {
 // postgresDSN returns the URL of a fresh schema of KOGGE_TEST_POSTGRES_URL.
 func postgresDSN(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("KOGGE_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("KOGGE_TEST_POSTGRES_URL is not set; CI needs the PostgreSQL tests")
-		}
-		t.Skip("KOGGE_TEST_POSTGRES_URL not set")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	schema := "t_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("PostgreSQL at KOGGE_TEST_POSTGRES_URL: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if a, err := sql.Open("pgx", base); err == nil {
-			a.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			a.Close()
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.URL(t)
 }
 
 func newEnv(t *testing.T, db *store.DB, dsn string, edit func(*Options)) *env {

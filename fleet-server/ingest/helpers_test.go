@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/kogge-fleet/kogge/fleet-server/store"
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 	"github.com/kogge-fleet/kogge/protocol"
 )
 
@@ -114,40 +114,8 @@ func openStore(t testing.TB, file string, devices ...string) *store.DB {
 // or skips (fails under CI=true) without it.
 func openPostgres(t testing.TB) (*store.DB, string) {
 	t.Helper()
-	base := os.Getenv("KOGGE_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("KOGGE_TEST_POSTGRES_URL is not set; CI needs the PostgreSQL tests")
-		}
-		t.Skip("KOGGE_TEST_POSTGRES_URL not set")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	schema := "t_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("PostgreSQL at KOGGE_TEST_POSTGRES_URL: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if a, err := sql.Open("pgx", base); err == nil {
-			a.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			a.Close()
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return openStoreURL(t, u.String()), u.String()
+	dsn := pgtest.URL(t)
+	return openStoreURL(t, dsn), dsn
 }
 
 // openStoreURL opens another store on the same database, as a replica does.
