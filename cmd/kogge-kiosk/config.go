@@ -45,6 +45,7 @@ type Config struct {
 	Devices  DevicesConfig  `config:"devices"`
 	Admin    AdminConfig    `config:"admin"`
 	Log      LogConfig      `config:"log"`
+	Update   UpdateConfig   `config:"update"`
 
 	CheckInterval time.Duration `config:"check-interval" usage:"how often the peripherals are checked"`
 }
@@ -150,6 +151,7 @@ func DefaultConfig() Config {
 		Timeouts: TimeoutsConfig{Warning: t.Warning, Language: t.Language, Documents: t.Documents, Identify: t.Identify,
 			Photo: t.Photo, Finger: t.Finger, Signature: t.Signature, Payment: t.Payment, Review: t.Review, End: t.End},
 		Log:           LogConfig{Level: "info", Format: "json"},
+		Update:        defaultUpdateConfig(),
 		CheckInterval: 30 * time.Second,
 	}
 }
@@ -209,6 +211,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir is not set"))
+	}
+	if err := c.Update.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Enroll.Code != "" && (c.Enroll.Server == "" || c.Enroll.CAFingerprint == "") {
 		errs = append(errs, errors.New("enroll.code needs enroll.server and enroll.ca-fingerprint"))

@@ -44,8 +44,10 @@ type agentRun struct {
 }
 
 // startAgent opens the terminal's identity and store and runs its agent
-// until ctx ends; wait for it with stop.
-func startAgent(ctx context.Context, dir string, ident *enroll.Identity, broker string, tuning agentmqtt.Options, log *slog.Logger) (*agentRun, error) {
+// until ctx ends; wait for it with stop. With upd (nil: updates off) the
+// agent runs an updater with selfTest as the terminal's health check.
+func startAgent(ctx context.Context, dir string, ident *enroll.Identity, broker string, tuning agentmqtt.Options,
+	upd *updates, selfTest func(context.Context) error, log *slog.Logger) (*agentRun, error) {
 	if broker == "" {
 		broker = ident.Broker
 	}
@@ -54,12 +56,20 @@ func startAgent(ctx context.Context, dir string, ident *enroll.Identity, broker 
 		return nil, err
 	}
 	tuning.Logger = log.With("component", "mqtt")
-	tr, err := agentmqtt.New(agentmqtt.Config{Broker: broker, Device: ident.DeviceID, TLS: ident.TLSConfig(), Software: version()}, tuning)
+	software := upd.software()
+	tr, err := agentmqtt.New(agentmqtt.Config{Broker: broker, Device: ident.DeviceID, TLS: ident.TLSConfig(), Software: software}, tuning)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	ag, err := agent.New(agent.Config{Device: ident.DeviceID, Software: version()}, st, tr, agent.Options{Logger: log})
+	aopts := agent.Options{Logger: log}
+	if upd != nil {
+		if aopts.Updater, err = upd.newUpdater(ident, st, selfTest); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	ag, err := agent.New(agent.Config{Device: ident.DeviceID, Software: software}, st, tr, aopts)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -78,6 +88,10 @@ func (r *agentRun) stop() error {
 // serve runs the terminal with its configured devices until ctx ends.
 func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	upd, err := bootUpdates(cfg.Update, cfg.DataDir, log)
+	if err != nil {
 		return err
 	}
 	idDir := filepath.Join(cfg.DataDir, "identity")
@@ -103,7 +117,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer closeDevices()
 
 	actx, stopAgent := context.WithCancel(context.Background()) // the agent outlives the kiosk's last session
-	rt, err := startAgent(actx, cfg.DataDir, ident, cfg.Broker, agentmqtt.Options{}, log)
+	var selfTest lateSelfTest
+	rt, err := startAgent(actx, cfg.DataDir, ident, cfg.Broker, agentmqtt.Options{}, upd, selfTest.run, log)
 	if err != nil {
 		stopAgent()
 		return err
@@ -118,10 +133,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.quality(&kopts); err != nil {
 		return err
 	}
-	k, err := kiosk.New(cfg.kiosk(version()), rt.ag, rt.st, devices, kopts)
+	k, err := kiosk.New(cfg.kiosk(upd.software()), rt.ag, rt.st, devices, kopts)
 	if err != nil {
 		return err
 	}
+	selfTest.set(k.SelfTest)
 	var wg sync.WaitGroup
 	wg.Go(func() { k.Run(ctx) })
 	defer wg.Wait()

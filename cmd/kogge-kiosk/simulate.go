@@ -106,7 +106,7 @@ func simulate(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	actx, stopAgent := context.WithCancel(context.Background())
 	rt, err := startAgent(actx, kioskDir, ident, "", agentmqtt.Options{
 		KeepAlive: 5 * time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second,
-	}, log.With("side", "kiosk"))
+	}, nil, nil, log.With("side", "kiosk"))
 	if err != nil {
 		stopAgent()
 		return err

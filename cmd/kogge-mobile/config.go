@@ -44,6 +44,7 @@ type Config struct {
 	Limits  LimitsConfig  `config:"limits"`
 	UI      UIConfig      `config:"ui"`
 	Log     LogConfig     `config:"log"`
+	Update  UpdateConfig  `config:"update"`
 }
 
 // EnrollConfig enrolls the handheld on its first start.
@@ -104,8 +105,9 @@ func DefaultConfig() Config {
 		Devices:      DevicesConfig{PaperColumns: 48},
 		Limits: LimitsConfig{MaxAccuracy: roadwork.DefaultMaxAccuracy, MaxFixAge: roadwork.DefaultMaxFixAge,
 			MaxPhotos: roadwork.DefaultMaxPhotos},
-		UI:  UIConfig{Lang: "de"},
-		Log: LogConfig{Level: "info", Format: "text"},
+		UI:     UIConfig{Lang: "de"},
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Update: defaultUpdateConfig(),
 	}
 }
 
@@ -127,6 +129,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir is not set"))
+	}
+	if err := c.Update.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Enroll.Code != "" && (c.Enroll.Server == "" || c.Enroll.CAFingerprint == "") {
 		errs = append(errs, errors.New("enroll.code needs enroll.server and enroll.ca-fingerprint"))

@@ -43,6 +43,10 @@ func serve(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer, l
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
+	upd, err := bootUpdates(cfg.Update, cfg.DataDir, log)
+	if err != nil {
+		return err
+	}
 	idDir := filepath.Join(cfg.DataDir, "identity")
 	ident, err := enroll.Load(idDir)
 	if err != nil {
@@ -73,8 +77,8 @@ func serve(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer, l
 	}
 	defer closeDevices()
 	h, err := startHandheld(ctx, handheldParams{
-		dir: cfg.DataDir, ident: ident, broker: cfg.Broker, cfg: cfg.app(ident.DeviceID, version(), officers),
-		devs: devs, offices: offices, log: log,
+		dir: cfg.DataDir, ident: ident, broker: cfg.Broker, cfg: cfg.app(ident.DeviceID, upd.software(), officers),
+		devs: devs, offices: offices, log: log, upd: upd,
 	})
 	if err != nil {
 		return err
@@ -195,6 +199,8 @@ type handheldParams struct {
 	agent agent.Options
 	// peripherals is how often the peripherals are checked (0: default).
 	peripherals time.Duration
+	// upd runs software updates; nil: off.
+	upd *updates
 }
 
 // handheld is a running app over its store.
@@ -224,13 +230,20 @@ func startHandheld(ctx context.Context, p handheldParams) (*handheld, error) {
 	}
 	mo := p.mqtt
 	mo.Logger = p.log.With("component", "mqtt")
-	tr, err := agentmqtt.New(agentmqtt.Config{Broker: broker, Device: p.ident.DeviceID, TLS: p.ident.TLSConfig(), Software: version()}, mo)
+	tr, err := agentmqtt.New(agentmqtt.Config{Broker: broker, Device: p.ident.DeviceID, TLS: p.ident.TLSConfig(), Software: p.cfg.Software}, mo)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	ao := p.agent
 	ao.Offices, ao.Logger = p.offices, p.log
+	var selfTest lateSelfTest
+	if p.upd != nil {
+		if ao.Updater, err = p.upd.newUpdater(p.ident, st, selfTest.run); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	deps := mobileagent.Deps{Store: st, Transport: tr, Sequencer: seq}
 	// Interfaces hold no typed nil: a missing device stays nil.
 	if p.devs.gnss != nil {
@@ -249,6 +262,7 @@ func startHandheld(ctx context.Context, p handheldParams) (*handheld, error) {
 		st.Close()
 		return nil, err
 	}
+	selfTest.set(app.SelfTest)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &handheld{app: app, st: st, cancel: cancel}
 	h.wg.Go(func() { h.err = app.Run(rctx) })
