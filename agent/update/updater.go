@@ -8,7 +8,8 @@
 //
 // # Lifecycle
 //
-// At every start, before the app runs, [Boot] picks the slot to run and
+// At every start, before the app runs, [Boot] (through [Launch], the
+// launcher step the apps call) picks the slot to run and
 // counts the starts of a version on trial; after too many (a crash loop) it
 // switches back. The app then runs its agent with the slot's version and an
 // [Updater] (agent.Options.Updater); the agent binds it ([Updater.Bind]:

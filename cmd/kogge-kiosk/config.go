@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kogge-fleet/kogge/agent/update"
 	"github.com/kogge-fleet/kogge/drivers/camera"
 	"github.com/kogge-fleet/kogge/kiosk"
 	"github.com/kogge-fleet/kogge/kiosk/finger"
@@ -45,7 +46,7 @@ type Config struct {
 	Devices  DevicesConfig  `config:"devices"`
 	Admin    AdminConfig    `config:"admin"`
 	Log      LogConfig      `config:"log"`
-	Update   UpdateConfig   `config:"update"`
+	Update   update.Config  `config:"update"`
 
 	CheckInterval time.Duration `config:"check-interval" usage:"how often the peripherals are checked"`
 }
@@ -151,7 +152,7 @@ func DefaultConfig() Config {
 		Timeouts: TimeoutsConfig{Warning: t.Warning, Language: t.Language, Documents: t.Documents, Identify: t.Identify,
 			Photo: t.Photo, Finger: t.Finger, Signature: t.Signature, Payment: t.Payment, Review: t.Review, End: t.End},
 		Log:           LogConfig{Level: "info", Format: "json"},
-		Update:        defaultUpdateConfig(),
+		Update:        update.DefaultConfig(),
 		CheckInterval: 30 * time.Second,
 	}
 }
@@ -212,7 +213,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir is not set"))
 	}
-	if err := c.Update.validate(); err != nil {
+	if err := c.Update.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Enroll.Code != "" && (c.Enroll.Server == "" || c.Enroll.CAFingerprint == "") {

@@ -17,6 +17,7 @@ import (
 	"github.com/kogge-fleet/kogge/agent/enroll"
 	agentmqtt "github.com/kogge-fleet/kogge/agent/mqtt"
 	"github.com/kogge-fleet/kogge/agent/store"
+	"github.com/kogge-fleet/kogge/agent/update"
 	"github.com/kogge-fleet/kogge/drivers/camera"
 	"github.com/kogge-fleet/kogge/drivers/eid"
 	"github.com/kogge-fleet/kogge/drivers/fingerprint"
@@ -47,7 +48,7 @@ type agentRun struct {
 // until ctx ends; wait for it with stop. With upd (nil: updates off) the
 // agent runs an updater with selfTest as the terminal's health check.
 func startAgent(ctx context.Context, dir string, ident *enroll.Identity, broker string, tuning agentmqtt.Options,
-	upd *updates, selfTest func(context.Context) error, log *slog.Logger) (*agentRun, error) {
+	upd *update.Launched, selfTest func(context.Context) error, log *slog.Logger) (*agentRun, error) {
 	if broker == "" {
 		broker = ident.Broker
 	}
@@ -56,7 +57,7 @@ func startAgent(ctx context.Context, dir string, ident *enroll.Identity, broker 
 		return nil, err
 	}
 	tuning.Logger = log.With("component", "mqtt")
-	software := upd.software()
+	software := upd.Software(version())
 	tr, err := agentmqtt.New(agentmqtt.Config{Broker: broker, Device: ident.DeviceID, TLS: ident.TLSConfig(), Software: software}, tuning)
 	if err != nil {
 		st.Close()
@@ -64,7 +65,7 @@ func startAgent(ctx context.Context, dir string, ident *enroll.Identity, broker 
 	}
 	aopts := agent.Options{Logger: log}
 	if upd != nil {
-		if aopts.Updater, err = upd.newUpdater(ident, st, selfTest); err != nil {
+		if aopts.Updater, err = upd.NewUpdater(ident.Server, ident.TLSConfig(), st.Close, selfTest); err != nil {
 			st.Close()
 			return nil, err
 		}
@@ -85,12 +86,15 @@ func (r *agentRun) stop() error {
 	return errors.Join(r.err, r.st.Close())
 }
 
+// updateApp is the app name the terminal's update artifacts must target.
+const updateApp = "kiosk"
+
 // serve runs the terminal with its configured devices until ctx ends.
 func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	upd, err := bootUpdates(cfg.Update, cfg.DataDir, log)
+	upd, err := update.Launch(cfg.Update, updateApp, version(), cfg.DataDir, log)
 	if err != nil {
 		return err
 	}
@@ -117,8 +121,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer closeDevices()
 
 	actx, stopAgent := context.WithCancel(context.Background()) // the agent outlives the kiosk's last session
-	var selfTest lateSelfTest
-	rt, err := startAgent(actx, cfg.DataDir, ident, cfg.Broker, agentmqtt.Options{}, upd, selfTest.run, log)
+	var selfTest update.LateSelfTest
+	rt, err := startAgent(actx, cfg.DataDir, ident, cfg.Broker, agentmqtt.Options{}, upd, selfTest.Run, log)
 	if err != nil {
 		stopAgent()
 		return err
@@ -133,11 +137,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.quality(&kopts); err != nil {
 		return err
 	}
-	k, err := kiosk.New(cfg.kiosk(upd.software()), rt.ag, rt.st, devices, kopts)
+	k, err := kiosk.New(cfg.kiosk(upd.Software(version())), rt.ag, rt.st, devices, kopts)
 	if err != nil {
 		return err
 	}
-	selfTest.set(k.SelfTest)
+	selfTest.Set(k.SelfTest)
 	var wg sync.WaitGroup
 	wg.Go(func() { k.Run(ctx) })
 	defer wg.Wait()

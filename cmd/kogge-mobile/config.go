@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kogge-fleet/kogge/agent/update"
 	mobileagent "github.com/kogge-fleet/kogge/mobile-agent"
 	"github.com/kogge-fleet/kogge/mobile-agent/enforcement"
 	"github.com/kogge-fleet/kogge/mobile-agent/roadwork"
@@ -44,7 +45,7 @@ type Config struct {
 	Limits  LimitsConfig  `config:"limits"`
 	UI      UIConfig      `config:"ui"`
 	Log     LogConfig     `config:"log"`
-	Update  UpdateConfig  `config:"update"`
+	Update  update.Config `config:"update"`
 }
 
 // EnrollConfig enrolls the handheld on its first start.
@@ -107,7 +108,7 @@ func DefaultConfig() Config {
 			MaxPhotos: roadwork.DefaultMaxPhotos},
 		UI:     UIConfig{Lang: "de"},
 		Log:    LogConfig{Level: "info", Format: "text"},
-		Update: defaultUpdateConfig(),
+		Update: update.DefaultConfig(),
 	}
 }
 
@@ -130,7 +131,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir is not set"))
 	}
-	if err := c.Update.validate(); err != nil {
+	if err := c.Update.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Enroll.Code != "" && (c.Enroll.Server == "" || c.Enroll.CAFingerprint == "") {

@@ -17,6 +17,7 @@ import (
 	"github.com/kogge-fleet/kogge/agent/enroll"
 	agentmqtt "github.com/kogge-fleet/kogge/agent/mqtt"
 	"github.com/kogge-fleet/kogge/agent/store"
+	"github.com/kogge-fleet/kogge/agent/update"
 	"github.com/kogge-fleet/kogge/drivers/camera"
 	"github.com/kogge-fleet/kogge/drivers/gnss"
 	"github.com/kogge-fleet/kogge/drivers/printer"
@@ -37,13 +38,16 @@ func inventory(serial string, cfg DevicesConfig) enroll.Inventory {
 	return enroll.Inventory{Model: "Kogge Handheld H1", Serial: serial, Software: version(), Peripherals: ps}
 }
 
+// updateApp is the app name the handheld's update artifacts must target.
+const updateApp = "mobile-agent"
+
 // serve runs the handheld with its configured devices: the touch UI, or
 // a script headless.
 func serve(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	upd, err := bootUpdates(cfg.Update, cfg.DataDir, log)
+	upd, err := update.Launch(cfg.Update, updateApp, version(), cfg.DataDir, log)
 	if err != nil {
 		return err
 	}
@@ -77,7 +81,7 @@ func serve(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer, l
 	}
 	defer closeDevices()
 	h, err := startHandheld(ctx, handheldParams{
-		dir: cfg.DataDir, ident: ident, broker: cfg.Broker, cfg: cfg.app(ident.DeviceID, upd.software(), officers),
+		dir: cfg.DataDir, ident: ident, broker: cfg.Broker, cfg: cfg.app(ident.DeviceID, upd.Software(version()), officers),
 		devs: devs, offices: offices, log: log, upd: upd,
 	})
 	if err != nil {
@@ -200,7 +204,7 @@ type handheldParams struct {
 	// peripherals is how often the peripherals are checked (0: default).
 	peripherals time.Duration
 	// upd runs software updates; nil: off.
-	upd *updates
+	upd *update.Launched
 }
 
 // handheld is a running app over its store.
@@ -237,9 +241,9 @@ func startHandheld(ctx context.Context, p handheldParams) (*handheld, error) {
 	}
 	ao := p.agent
 	ao.Offices, ao.Logger = p.offices, p.log
-	var selfTest lateSelfTest
+	var selfTest update.LateSelfTest
 	if p.upd != nil {
-		if ao.Updater, err = p.upd.newUpdater(p.ident, st, selfTest.run); err != nil {
+		if ao.Updater, err = p.upd.NewUpdater(p.ident.Server, p.ident.TLSConfig(), st.Close, selfTest.Run); err != nil {
 			st.Close()
 			return nil, err
 		}
@@ -262,7 +266,7 @@ func startHandheld(ctx context.Context, p handheldParams) (*handheld, error) {
 		st.Close()
 		return nil, err
 	}
-	selfTest.set(app.SelfTest)
+	selfTest.Set(app.SelfTest)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &handheld{app: app, st: st, cancel: cancel}
 	h.wg.Go(func() { h.err = app.Run(rctx) })

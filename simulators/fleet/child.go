@@ -90,6 +90,9 @@ type childMsg struct {
 	Entry *Entry       `json:"entry,omitempty"`
 	Stats *DeviceStats `json:"stats,omitempty"`
 	Ready bool         `json:"ready,omitempty"`
+	// Off acknowledges "capture off": no capture is in progress any more,
+	// and every receipt was written before it.
+	Off bool `json:"off,omitempty"`
 }
 
 // Commands a device process reads on its standard input, one per line.
@@ -187,6 +190,10 @@ loop:
 				on.Store(true)
 			case cmdCaptureOff:
 				on.Store(false)
+				c.idle()
+				s := run.stats(ctx)
+				counters.fill(&s)
+				write(childMsg{Stats: &s, Off: true})
 			default:
 				logger.Warn("unknown command from the parent", "command", cmd)
 			}

@@ -164,6 +164,16 @@ type capturer struct {
 	receipt  func(Entry)
 	counters *captureCounters
 	log      *slog.Logger
+
+	busy sync.Mutex // held while a capture is made
+}
+
+// idle returns once no capture is being made; with capturing switched off
+// none starts afterwards.
+func (c *capturer) idle() {
+	c.busy.Lock()
+	//lint:ignore SA2001 the empty critical section waits for the capture in progress
+	c.busy.Unlock()
 }
 
 // captureCounters are a device's capture outcomes.
@@ -201,7 +211,11 @@ func (c *capturer) run(ctx context.Context) {
 			return
 		}
 		if c.on.Load() && rate > 0 {
-			c.captureOne(ctx)
+			c.busy.Lock()
+			if c.on.Load() {
+				c.captureOne(ctx)
+			}
+			c.busy.Unlock()
 		}
 	}
 }

@@ -179,6 +179,7 @@ type Device struct {
 	inproc      *inprocDevice
 	proc        *procDevice
 	last        DeviceStats // of a device process, as it last reported
+	offAcks     int         // "capture off" acknowledgements of its processes
 	kills       int
 }
 
@@ -383,15 +384,44 @@ func (f *Fleet) Stop() error {
 }
 
 // SetCapturing switches every device's workload on or off (the devices
-// keep running and syncing).
+// keep running and syncing). Switching off returns once no device is in
+// the middle of a capture and every receipt is in the ledger.
 func (f *Fleet) SetCapturing(on bool) {
 	f.capturing.Store(on)
+	type waiting struct {
+		d    *Device
+		acks int
+	}
+	var wait []waiting
 	for _, d := range f.Devices() {
 		d.mu.Lock()
 		if p := d.proc; p != nil {
 			p.command(map[bool]string{true: cmdCaptureOn, false: cmdCaptureOff}[on])
+			wait = append(wait, waiting{d, d.offAcks})
 		}
+		ip := d.inproc
 		d.mu.Unlock()
+		if !on && ip != nil {
+			ip.capturer.idle()
+		}
+	}
+	if on {
+		return
+	}
+	// Switched off: wait until every device process says that no capture
+	// is in progress (its receipts are read by then), so that a drain that
+	// follows sees every capture. A process that dies is not waited for.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, w := range wait {
+		for time.Now().Before(deadline) {
+			w.d.mu.Lock()
+			done := w.d.offAcks > w.acks || w.d.proc == nil
+			w.d.mu.Unlock()
+			if done {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 
@@ -442,6 +472,7 @@ func (f *Fleet) Totals(ctx context.Context) Totals {
 // inprocDevice is a device running in this process.
 type inprocDevice struct {
 	run      *agentRun
+	capturer *capturer
 	counters *captureCounters
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -499,6 +530,7 @@ func (d *Device) Start(ctx context.Context) error {
 		receipt:  f.addReceipt,
 		counters: ip.counters, log: f.opts.DeviceLogger.With("device", d.Spec.ID),
 	}
+	ip.capturer = c
 	ip.wg.Go(func() { c.run(wctx) })
 	d.inproc = ip
 	return nil
@@ -591,6 +623,9 @@ func (d *Device) readChild(r io.Reader) {
 		case m.Stats != nil:
 			d.mu.Lock()
 			d.last = *m.Stats
+			if m.Off {
+				d.offAcks++
+			}
 			d.mu.Unlock()
 		}
 	}
