@@ -61,6 +61,12 @@ type Config struct {
 	// Limits bound positions (accuracy, age) and photos for notices and
 	// reports alike.
 	Limits roadwork.Limits
+	// MaxBackdate is how far the warden may move a notice's observation
+	// start before the moment the notice was opened (the vehicle was seen a
+	// little earlier); default 10 min. A longer observation needs a record
+	// at the first pass, so that the minimum durations of the catalogue
+	// cannot be met by typing an earlier time.
+	MaxBackdate time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -81,6 +87,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Limits.MaxPhotos == 0 {
 		c.Limits.MaxPhotos = roadwork.DefaultMaxPhotos
+	}
+	if c.MaxBackdate == 0 {
+		c.MaxBackdate = 10 * time.Minute
 	}
 }
 
@@ -111,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MaxBackdate < 0 || c.MaxBackdate > time.Hour {
+		errs = append(errs, fmt.Errorf("max backdate %v: 0 to 1h", c.MaxBackdate))
 	}
 	return errors.Join(errs...)
 }

@@ -204,6 +204,24 @@ func TestNoticeSavedFirstThenPrinted(t *testing.T) {
 	}
 }
 
+// The observation start may be moved back a little (the warden saw the
+// vehicle before opening the notice), not far enough to meet a minimum
+// duration by typing an earlier time.
+func TestObservationStartMovesBackOnlyALittle(t *testing.T) {
+	f := newFixture(t, fixtureOptions{noRun: true})
+	f.onDuty()
+	must(t, f.app.NewNotice())
+	opened := f.clock.Now()
+	must(t, f.app.NoticeObservationStart(opened.Add(-10*time.Minute)))
+	err := f.app.NoticeObservationStart(opened.Add(-11 * time.Minute))
+	if !errors.Is(err, mobileagent.ErrBackdate) {
+		t.Fatalf("start 11 min before the notice was opened: %v, want ErrBackdate", err)
+	}
+	if err := f.app.NoticeObservationStart(opened.Add(-2 * time.Hour)); !errors.Is(err, mobileagent.ErrBackdate) {
+		t.Fatalf("start 2 h before: %v, want ErrBackdate", err)
+	}
+}
+
 func TestNoticeWaitsForTheObservation(t *testing.T) {
 	f := newFixture(t, fixtureOptions{noRun: true})
 	ctx := context.Background()

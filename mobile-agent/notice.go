@@ -44,6 +44,10 @@ type notePhoto struct {
 
 // noticeDraft is the notice being filled. It holds personal data (the
 // plate, photos) and lives in memory only.
+// ErrBackdate means an observation start too far before the notice was
+// opened (Config.MaxBackdate).
+var ErrBackdate = errors.New("observation start moved back too far")
+
 type noticeDraft struct {
 	plate         enforcement.Plate
 	make, colour  string
@@ -56,6 +60,7 @@ type noticeDraft struct {
 	remarks       string
 	circumstances []string
 	saving        bool
+	opened        time.Time // when the warden opened the notice
 }
 
 // issuedNotice is a notice of the open shift, kept in memory for
@@ -113,7 +118,8 @@ func (a *App) NewNotice() error {
 	if a.notice != nil && a.notice.saving {
 		return ErrBusy
 	}
-	a.notice = &noticeDraft{obs: enforcement.Observation{Start: a.now().Truncate(time.Second)}}
+	now := a.now().Truncate(time.Second)
+	a.notice = &noticeDraft{obs: enforcement.Observation{Start: now}, opened: now}
 	return nil
 }
 
@@ -231,6 +237,10 @@ func (a *App) NoticeObservationStart(t time.Time) error {
 	return a.withNotice(func(d *noticeDraft) error {
 		o := d.obs
 		o.Start = t.Truncate(time.Second)
+		if earliest := d.opened.Add(-a.cfg.MaxBackdate); o.Start.Before(earliest) {
+			return fmt.Errorf("notice: %w: %s is more than %v before the notice was opened (%s); record the vehicle at the first pass instead",
+				ErrBackdate, o.Start.Format("15:04:05"), a.cfg.MaxBackdate, d.opened.Format("15:04:05"))
+		}
 		if err := o.Check(a.now()); err != nil {
 			return fmt.Errorf("notice: %w", err)
 		}
