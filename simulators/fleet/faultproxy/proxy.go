@@ -195,11 +195,14 @@ func (p *Proxy) Set(f Faults) {
 		open = p.openLinks()
 	}
 	p.mu.Unlock()
+	n := 0
 	for _, l := range open {
-		l.reset()
-		p.resets.Add(1)
+		if l.reset() {
+			n++
+		}
 	}
-	p.log.Debug("faults set", "faults", f.String(), "reset", len(open))
+	p.resets.Add(uint64(n))
+	p.log.Debug("faults set", "faults", f.String(), "reset", n)
 }
 
 // Faults returns the faults in effect.
@@ -215,11 +218,14 @@ func (p *Proxy) Reset() int {
 	p.mu.Lock()
 	open := p.openLinks()
 	p.mu.Unlock()
+	n := 0
 	for _, l := range open {
-		l.reset()
+		if l.reset() {
+			n++
+		}
 	}
-	p.resets.Add(uint64(len(open)))
-	return len(open)
+	p.resets.Add(uint64(n))
+	return n
 }
 
 // openLinks returns the open connections; p.mu is held.
@@ -487,9 +493,10 @@ type link struct {
 	client net.Conn
 	done   chan struct{}
 
-	mu     sync.Mutex
-	up     net.Conn
-	closed bool
+	mu       sync.Mutex
+	up       net.Conn
+	closed   bool
+	wasReset bool // reset once already (its removal from the open set may lag)
 }
 
 // setUpstream records the upstream connection; false if the link was
@@ -519,9 +526,15 @@ func (l *link) close() {
 	}
 }
 
-// reset closes both sides with a TCP RST.
-func (l *link) reset() {
+// reset closes both sides with a TCP RST; false when the link was closed
+// or reset already, so that a connection is counted once.
+func (l *link) reset() bool {
 	l.mu.Lock()
+	if l.closed || l.wasReset {
+		l.mu.Unlock()
+		return false
+	}
+	l.wasReset = true
 	for _, c := range []net.Conn{l.client, l.up} {
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetLinger(0)
@@ -529,6 +542,7 @@ func (l *link) reset() {
 	}
 	l.mu.Unlock()
 	l.close()
+	return true
 }
 
 // resetConn closes c with a TCP RST.
