@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/kogge-fleet/kogge/fleet-server/bridge/bridgeconfig"
+	"github.com/kogge-fleet/kogge/internal/config"
 )
 
 // Config is kogge-bridge's configuration: flags over KOGGE_* environment
@@ -47,11 +48,8 @@ type MetricsConfig struct {
 	Listen string `config:"listen" usage:"address of /metrics and /healthz (plain HTTP); empty: off"`
 }
 
-// LogConfig configures logging.
-type LogConfig struct {
-	Level  string `config:"level" usage:"log level: debug, info, warn, error"`
-	Format string `config:"format" usage:"log format: text or json"`
-}
+// LogConfig configures logging (internal/config's shared settings).
+type LogConfig = config.Log
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {

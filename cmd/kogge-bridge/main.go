@@ -18,7 +18,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,7 +25,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -51,31 +49,11 @@ func main() {
 // failed, 2 for a bad command line or configuration.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	cfg := DefaultConfig()
-	res, err := config.Load(&cfg, "kogge-bridge", config.Source{Args: args, Environ: environ})
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, config.Usage(&cfg, "kogge-bridge"))
-			return 0
-		}
-		fmt.Fprintf(stderr, "kogge-bridge: %v\n", err)
-		return 2
+	res, code, exit := config.Command(&cfg, "kogge-bridge", config.Source{Args: args, Environ: environ}, stdout, stderr, func() error { return cfg.Validate() })
+	if exit {
+		return code
 	}
-	if len(res.Args) > 0 {
-		fmt.Fprintf(stderr, "kogge-bridge: unexpected arguments %q; settings are given as --name=value\n", res.Args)
-		return 2
-	}
-	if res.PrintConfig {
-		if err := config.Print(stdout, &cfg); err != nil {
-			fmt.Fprintf(stderr, "kogge-bridge: %v\n", err)
-			return 1
-		}
-		return 0
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "kogge-bridge: configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
-		return 2
-	}
-	log, err := newLogger(cfg.Log, stderr)
+	log, err := cfg.Log.Logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "kogge-bridge: %v\n", err)
 		return 2
@@ -154,19 +132,4 @@ func fleetTLS(c TLSConfig) (*tls.Config, error) {
 		return nil, fmt.Errorf("fleet CA: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
-
-func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		return nil, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Level)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch c.Format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("log.format %q: want text or json", c.Format)
 }

@@ -3,13 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/kogge-fleet/kogge/agent/update"
 	"github.com/kogge-fleet/kogge/drivers/camera"
+	"github.com/kogge-fleet/kogge/internal/config"
 	"github.com/kogge-fleet/kogge/kiosk"
 	"github.com/kogge-fleet/kogge/kiosk/finger"
 	"github.com/kogge-fleet/kogge/kiosk/flow"
@@ -128,11 +128,8 @@ type AdminConfig struct {
 	PIN string `config:"pin" secret:"true" usage:"PIN of the hidden admin screen (4–12 characters); empty keeps it shut"`
 }
 
-// LogConfig configures logging.
-type LogConfig struct {
-	Level  string `config:"level" usage:"log level: debug, info, warn, error"`
-	Format string `config:"format" usage:"log format: text or json"`
-}
+// LogConfig configures logging (internal/config's shared settings).
+type LogConfig = config.Log
 
 // DefaultConfig returns the defaults: the flow's (kiosk/flow.DefaultConfig).
 func DefaultConfig() Config {
@@ -204,7 +201,7 @@ func (c *Config) quality(opts *kiosk.Options) error {
 // settings, it brings the rest itself.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, err := newLogger(c.Log, nil); err != nil {
+	if err := c.Log.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Simulate {
@@ -242,23 +239,4 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// newLogger builds the logger; with w nil it only checks the settings.
-func newLogger(c LogConfig, w interface{ Write([]byte) (int, error) }) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		return nil, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Level)
-	}
-	if c.Format != "json" && c.Format != "text" {
-		return nil, fmt.Errorf("log.format %q: want text or json", c.Format)
-	}
-	if w == nil {
-		return nil, nil
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

@@ -26,14 +26,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/kogge-fleet/kogge/internal/config"
@@ -52,31 +49,11 @@ func main() {
 // command line or configuration.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	cfg := DefaultConfig()
-	res, err := config.Load(&cfg, "kogge-kiosk", config.Source{Args: args, Environ: environ})
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, config.Usage(&cfg, "kogge-kiosk"))
-			return 0
-		}
-		fmt.Fprintf(stderr, "kogge-kiosk: %v\n", err)
-		return 2
+	res, code, exit := config.Command(&cfg, "kogge-kiosk", config.Source{Args: args, Environ: environ}, stdout, stderr, func() error { return cfg.Validate() })
+	if exit {
+		return code
 	}
-	if len(res.Args) > 0 {
-		fmt.Fprintf(stderr, "kogge-kiosk: unexpected arguments %q; settings are given as --name=value\n", res.Args)
-		return 2
-	}
-	if res.PrintConfig {
-		if err := config.Print(stdout, &cfg); err != nil {
-			fmt.Fprintf(stderr, "kogge-kiosk: %v\n", err)
-			return 1
-		}
-		return 0
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "kogge-kiosk: configuration:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
-		return 2
-	}
-	log, _ := newLogger(cfg.Log, stderr)
+	log, _ := cfg.Log.Logger(stderr)
 	if res.File != "" {
 		log.Info("configuration file read", "file", res.File)
 	}

@@ -62,7 +62,7 @@ func simulate(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		}
 		os.RemoveAll(dir)
 	}()
-	log, _ := newLogger(LogConfig{Level: cfg.Log.Level, Format: "text"}, logFile)
+	log, _ := LogConfig{Level: cfg.Log.Level, Format: "text"}.Logger(logFile)
 	started := time.Now()
 	say := func(format string, args ...any) {
 		fmt.Fprintf(out, "%5.1fs  %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))

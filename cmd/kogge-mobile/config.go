@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/kogge-fleet/kogge/agent/update"
+	"github.com/kogge-fleet/kogge/internal/config"
 	mobileagent "github.com/kogge-fleet/kogge/mobile-agent"
 	"github.com/kogge-fleet/kogge/mobile-agent/enforcement"
 	"github.com/kogge-fleet/kogge/mobile-agent/roadwork"
@@ -90,11 +90,8 @@ type UIConfig struct {
 	Windowed bool   `config:"windowed" usage:"a phone-sized window instead of full screen (development)"`
 }
 
-// LogConfig configures logging.
-type LogConfig struct {
-	Level  string `config:"level" usage:"log level: debug, info, warn, error"`
-	Format string `config:"format" usage:"log format: text or json"`
-}
+// LogConfig configures logging (internal/config's shared settings).
+type LogConfig = config.Log
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
@@ -116,7 +113,7 @@ func DefaultConfig() Config {
 // and hash-pin need only the log settings.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, err := newLogger(c.Log, nil); err != nil {
+	if err := c.Log.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.UI.Lang != "de" && c.UI.Lang != "en" {
@@ -224,23 +221,4 @@ func (c *Config) app(device, software string, officers []shift.Officer) mobileag
 		NoticeOffice: c.NoticeOffice, ReportOffice: c.ReportOffice, Issuer: c.issuer(), Officers: officers,
 		PaperColumns: c.Devices.PaperColumns, Limits: c.limits(),
 	}
-}
-
-// newLogger builds the logger; with a nil writer it only checks.
-func newLogger(c LogConfig, w interface{ Write([]byte) (int, error) }) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		return nil, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Level)
-	}
-	if c.Format != "json" && c.Format != "text" {
-		return nil, fmt.Errorf("log.format %q: want text or json", c.Format)
-	}
-	if w == nil {
-		return nil, nil
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

@@ -115,7 +115,7 @@ func simulate(ctx context.Context, cfg Config, stdin io.Reader, stdout, stderr i
 		os.RemoveAll(dir)
 		return err
 	}
-	log, _ := newLogger(cfg.Log, logFile)
+	log, _ := cfg.Log.Logger(logFile)
 	s := &simulation{out: stdout, start: time.Now(), log: log, dir: dir}
 	defer func() {
 		if cerr := s.close(); cerr != nil && err == nil {

@@ -411,3 +411,35 @@ func (b boolFlag) String() string {
 }
 func (b boolFlag) Set(s string) error { *b.p = s; return nil }
 func (b boolFlag) IsBoolFlag() bool   { return true }
+
+// Command is the start of a command's run: it loads cfg (Load), answers
+// --help and --print-config on stdout, refuses positional arguments and
+// runs validate, saying what is wrong on stderr. With exit false the
+// command goes on with res; otherwise it ends with code: 0 after help or
+// the printed configuration, 1 when printing failed, 2 for a bad command
+// line or configuration.
+func Command(cfg any, name string, src Source, stdout, stderr io.Writer, validate func() error) (res Result, code int, exit bool) {
+	res, err := Load(cfg, name, src)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, Usage(cfg, name))
+		return res, 0, true
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return res, 2, true
+	case len(res.Args) > 0:
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q; settings are given as --name=value\n", name, res.Args)
+		return res, 2, true
+	case res.PrintConfig:
+		if err := Print(stdout, cfg); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			return res, 1, true
+		}
+		return res, 0, true
+	}
+	if err := validate(); err != nil {
+		fmt.Fprintf(stderr, "%s: configuration:\n  %s\n", name, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return res, 2, true
+	}
+	return res, 0, false
+}
