@@ -178,8 +178,9 @@ type Device struct {
 	incarnation int
 	inproc      *inprocDevice
 	proc        *procDevice
-	last        DeviceStats // of a device process, as it last reported
-	offAcks     int         // "capture off" acknowledgements of its processes
+	last        DeviceStats   // of a device process, as it last reported
+	offAcks     int           // "capture off" acknowledgements of its processes
+	acked       chan struct{} // closed and replaced at each acknowledgement and when a process ends
 	kills       int
 }
 
@@ -410,18 +411,40 @@ func (f *Fleet) SetCapturing(on bool) {
 	}
 	// Switched off: wait until every device process says that no capture
 	// is in progress (its receipts are read by then), so that a drain that
-	// follows sees every capture. A process that dies is not waited for.
-	deadline := time.Now().Add(30 * time.Second)
+	// follows sees every capture. A process that ends is not waited for.
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
 	for _, w := range wait {
-		for time.Now().Before(deadline) {
+		for {
 			w.d.mu.Lock()
-			done := w.d.offAcks > w.acks || w.d.proc == nil
+			done, acked := w.d.offAcks > w.acks || w.d.proc == nil, w.d.ackedLocked()
 			w.d.mu.Unlock()
 			if done {
 				break
 			}
-			time.Sleep(10 * time.Millisecond)
+			select {
+			case <-acked:
+			case <-timeout.C:
+				return
+			}
 		}
+	}
+}
+
+// ackedLocked returns the channel closed at the device's next "capture
+// off" acknowledgement or the end of its process; d.mu is held.
+func (d *Device) ackedLocked() <-chan struct{} {
+	if d.acked == nil {
+		d.acked = make(chan struct{})
+	}
+	return d.acked
+}
+
+// signalLocked wakes SetCapturing's waits; d.mu is held.
+func (d *Device) signalLocked() {
+	if d.acked != nil {
+		close(d.acked)
+		d.acked = nil
 	}
 }
 
@@ -590,6 +613,7 @@ func (d *Device) startProcess(broker string) error {
 			d.proc = nil
 			d.last = DeviceStats{}
 		}
+		d.signalLocked() // the process ended: nothing to wait for
 		d.mu.Unlock()
 		if ended || err != nil && !isKilled(err) {
 			f.log.Warn("device process ended on its own", "device", d.Spec.ID, "err", err)
@@ -625,6 +649,7 @@ func (d *Device) readChild(r io.Reader) {
 			d.last = *m.Stats
 			if m.Off {
 				d.offAcks++
+				d.signalLocked()
 			}
 			d.mu.Unlock()
 		}
@@ -638,6 +663,7 @@ func (d *Device) Stop() error {
 	d.mu.Lock()
 	ip, p := d.inproc, d.proc
 	d.inproc, d.proc = nil, nil
+	d.signalLocked()
 	d.mu.Unlock()
 	switch {
 	case ip != nil:
@@ -667,6 +693,7 @@ func (d *Device) Kill() error {
 		return fmt.Errorf("device %s runs in-process and cannot be killed", d.Spec.ID)
 	}
 	d.proc = nil
+	d.signalLocked()
 	if p != nil {
 		d.kills++
 	}
