@@ -238,7 +238,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: listen on %s: %w", b.opts.Address, err)
 	}
-	b.tlsLn = newListener(tlsListenerID, ln, b.tls, b.opts.ConnectTimeout, b.metrics, b.log)
+	b.tlsLn = newListener(tlsListenerID, ln, b.tls, b.opts.ConnectTimeout, b.metrics, b.log, b.disconnectClients)
 	if err := b.srv.AddListener(b.tlsLn); err != nil {
 		ln.Close()
 		return fmt.Errorf("broker: %w", err)
@@ -249,7 +249,7 @@ func (b *Broker) Start(ctx context.Context) error {
 			b.srv.Close()
 			return fmt.Errorf("broker: listen on %s: %w", b.opts.DevAddress, err)
 		}
-		b.devLn = newListener(devListenerID, dl, nil, b.opts.ConnectTimeout, b.metrics, b.log)
+		b.devLn = newListener(devListenerID, dl, nil, b.opts.ConnectTimeout, b.metrics, b.log, b.disconnectClients)
 		if err := b.srv.AddListener(b.devLn); err != nil {
 			dl.Close()
 			b.srv.Close()
@@ -278,13 +278,18 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
-	err := b.srv.Close()
-	for _, l := range []*listener{b.tlsLn, b.devLn} {
-		if l != nil {
-			l.wait()
+	return b.srv.Close() // closes the listeners, which wait for their connections
+}
+
+// disconnectClients disconnects the clients of one listener, as mochi's
+// Server.closeListenerClients does, but reads the client list under a
+// single read lock (see listener.Close).
+func (b *Broker) disconnectClients(listenerID string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listenerID && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
 		}
 	}
-	return err
 }
 
 // Addr returns the TLS listener's bound address (nil before Start).

@@ -9,8 +9,13 @@ import (
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,4 +328,69 @@ func TestCloseBeforeStart(t *testing.T) {
 		b.Close()
 		t.Error("a closed broker started")
 	}
+}
+
+// TestCloseWhileClientsComeAndGo closes the broker while clients connect and
+// leave as fast as they can. mochi's own way of disconnecting a listener's
+// clients on Close deadlocked when a client came or went at the wrong
+// moment (mochi-mqtt/server#488); the broker must close every time.
+func TestCloseWhileClientsComeAndGo(t *testing.T) {
+	p := newTestPKI(t)
+	rounds := 20
+	if testing.Short() {
+		rounds = 5
+	}
+	for round := range rounds {
+		b, _ := startBroker(t, p, newFakeRevocations(), Options{DevInsecure: true, DevAddress: "127.0.0.1:0"})
+		addr := b.DevAddr().String()
+		stop := make(chan struct{})
+		var acked atomic.Int64
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("dev-%d", w)
+				for i := 0; i < 10000; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					conn, err := net.DialTimeout("tcp", addr, time.Second)
+					if err != nil {
+						return // the broker has closed
+					}
+					conn.SetDeadline(time.Now().Add(time.Second))
+					conn.Write(connectPacket(id))
+					if n, _ := io.ReadFull(conn, make([]byte, 4)); n == 4 { // CONNACK
+						acked.Add(1)
+					}
+					conn.Close()
+				}
+			}()
+		}
+		// Let the churn reach the broker before closing it.
+		eventually(t, "clients connecting", func() bool { return acked.Load() >= 16 })
+		closed := make(chan struct{})
+		go func() { b.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: broker Close hangs while clients come and go", round)
+		}
+		close(stop)
+		wg.Wait()
+	}
+}
+
+// connectPacket is an MQTT 3.1.1 CONNECT with the client id as username.
+func connectPacket(id string) []byte {
+	var body []byte
+	str := func(s string) { body = append(body, byte(len(s)>>8), byte(len(s))); body = append(body, s...) }
+	str("MQTT")
+	body = append(body, 4, 0x82, 0, 30) // level 4; username, clean session; keepalive 30 s
+	str(id)
+	str(id)
+	return append([]byte{0x10, byte(len(body))}, body...)
 }

@@ -25,6 +25,8 @@ type listener struct {
 	timeout time.Duration
 	metrics *metrics
 	log     *slog.Logger
+	// disconnect disconnects the listener's MQTT clients on Close.
+	disconnect func(listenerID string)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -36,9 +38,10 @@ type listener struct {
 
 var _ listeners.Listener = (*listener)(nil)
 
-func newListener(id string, ln net.Listener, cfg *tls.Config, timeout time.Duration, m *metrics, log *slog.Logger) *listener {
+func newListener(id string, ln net.Listener, cfg *tls.Config, timeout time.Duration, m *metrics, log *slog.Logger,
+	disconnect func(listenerID string)) *listener {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &listener{id: id, ln: ln, tls: cfg, timeout: timeout, metrics: m, log: log,
+	return &listener{id: id, ln: ln, tls: cfg, timeout: timeout, metrics: m, log: log, disconnect: disconnect,
 		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
 }
 
@@ -134,12 +137,16 @@ func (l *listener) untrack(c net.Conn) {
 	l.wg.Done()
 }
 
-// Close stops accepting, lets mochi disconnect its clients and closes the
-// connections that have not become clients yet.
-func (l *listener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting, disconnects the MQTT clients, closes the
+// connections that have not become clients yet and waits for the accept
+// loop and every connection goroutine. It does not call mochi's
+// own closeClients: that one (Clients.GetByListener in v2.7.9) takes the
+// clients' read lock twice and deadlocks the broker for good when a client
+// connects or leaves in between (mochi-mqtt/server#488).
+func (l *listener) Close(listeners.CloseFn) {
 	l.cancel()
 	l.ln.Close()
-	closeClients(l.id)
+	l.disconnect(l.id)
 	l.mu.Lock()
 	conns := l.conns
 	l.conns = nil
@@ -147,7 +154,9 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 	for c := range conns {
 		c.Close()
 	}
+	// Return only when no connection goroutine can still call establish:
+	// mochi's Server.Close waits for its sessions after the listeners have
+	// closed, and a session that begins during that wait panics it
+	// ("WaitGroup is reused before previous Wait has returned").
+	l.wg.Wait()
 }
-
-// wait waits for the accept loop and every connection goroutine.
-func (l *listener) wait() { l.wg.Wait() }
