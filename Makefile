@@ -80,7 +80,7 @@ build: ## go build ./... and build every cmd/* main into bin/
 	done
 
 test: deps check-fmt vet ## deps, gofmt check, go vet, race tests (TESTFLAGS=...), then the UI smoke tests under Xvfb
-	$(GO) test -race -timeout 25m $(TESTFLAGS) ./...
+	$(GO) test -race -timeout 12m $(TESTFLAGS) ./...
 	$(GO) test -tags xvfb -run '^TestXvfb' $(TESTFLAGS) ./kiosk/ui
 
 check-fmt: ## fail listing the Go files gofmt would change
