@@ -122,11 +122,17 @@ func (s *Source) Tamper(id, blob uuid.UUID) {
 	b[len(b)/2] ^= 0x40
 }
 
-// Expire ends the lease of a record now, as if its visibility ran out.
-func (s *Source) Expire(id uuid.UUID) {
+// TakeOver ends the lease of a record and leases it to another holder for
+// visibility, in one step, as if its lease ran out and another bridge
+// leased it at once.
+func (s *Source) TakeOver(id uuid.UUID, visibility time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries[id].until = time.Time{}
+	e := s.entries[id]
+	e.State = Leased
+	e.Delivery.Attempt++
+	e.until = s.now().Add(visibility)
+	e.Delivery.LeasedUntil = e.until
 	s.notify()
 }
 
@@ -202,6 +208,7 @@ func (s *Source) Ack(ctx context.Context, id uuid.UUID, attempt int, r bridge.Re
 		return bridge.ErrNotFound
 	}
 	e.Acks++
+	s.notify() // every ack counts, also a refused one
 	switch {
 	case e.State == Acked:
 		return nil
@@ -209,7 +216,6 @@ func (s *Source) Ack(ctx context.Context, id uuid.UUID, attempt int, r bridge.Re
 		return bridge.ErrLeaseLost
 	}
 	e.State, e.Receipt = Acked, r
-	s.notify()
 	return nil
 }
 
