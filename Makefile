@@ -81,7 +81,7 @@ build: ## go build ./... and build every cmd/* main into bin/
 
 test: deps check-fmt vet ## deps, gofmt check, go vet, race tests (TESTFLAGS=...), then the UI smoke tests under Xvfb
 	$(GO) test -race -timeout 12m $(TESTFLAGS) ./...
-	$(GO) test -tags xvfb -run '^TestXvfb' $(TESTFLAGS) ./kiosk/ui
+	$(GO) test -tags xvfb -run '^TestXvfb' $(TESTFLAGS) ./kiosk/ui ./mobile-agent/ui
 
 check-fmt: ## fail listing the Go files gofmt would change
 	@unformatted=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './bin/*' -print0 \

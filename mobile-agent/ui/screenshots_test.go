@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kogge-fleet/kogge/internal/xvfbtest"
 	"github.com/kogge-fleet/kogge/mobile-agent/roadwork"
 	"github.com/kogge-fleet/kogge/protocol"
 )
@@ -25,8 +26,16 @@ func TestMain(m *testing.M) {
 	if l := os.Getenv("LANG"); l == "" || l == "C" || l == "POSIX" {
 		os.Setenv("LANG", "en_US.UTF-8")
 	}
+	// The GL child of the Xvfb smoke test (xvfb_test.go, build tag xvfb)
+	// runs here, on the main goroutine, which fyne's desktop driver needs.
+	if xvfbChild != nil && xvfbtest.IsChild() {
+		xvfbChild()
+	}
 	os.Exit(m.Run())
 }
+
+// xvfbChild is set by xvfb_test.go in builds with the xvfb tag.
+var xvfbChild func()
 
 // TestScreenshots walks a notice and a report in German and English and
 // takes a picture of every main screen. Without -screenshots it checks a

@@ -1,0 +1,301 @@
+//go:build xvfb
+
+// The smoke test of the handheld UI on fyne's real GL driver on a virtual
+// X display:
+//
+//	go test -tags xvfb -run TestXvfbSmoke ./mobile-agent/ui
+//
+// It needs Xvfb (Debian package xvfb) and the OpenGL/X11 headers fyne
+// builds with (make deps). Without Xvfb it skips, or fails with CI=true.
+// KOGGE_UI_XVFB_DIR keeps the screenshot.
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/theme"
+
+	"github.com/kogge-fleet/kogge/agent"
+	"github.com/kogge-fleet/kogge/agent/store"
+	"github.com/kogge-fleet/kogge/agent/sync/synctest"
+	"github.com/kogge-fleet/kogge/drivers/camera"
+	"github.com/kogge-fleet/kogge/drivers/gnss"
+	"github.com/kogge-fleet/kogge/drivers/printer"
+	"github.com/kogge-fleet/kogge/internal/xvfbtest"
+	mobileagent "github.com/kogge-fleet/kogge/mobile-agent"
+	"github.com/kogge-fleet/kogge/mobile-agent/enforcement"
+	"github.com/kogge-fleet/kogge/mobile-agent/shift"
+	"github.com/kogge-fleet/kogge/protocol/seal"
+)
+
+const outEnv = "KOGGE_UI_XVFB_OUT" // where the child writes its screenshot
+
+func init() { xvfbChild = runGLChild }
+
+// runGLChild is the GL child (see TestMain): it shows the UI with the
+// real driver, writes the screenshot and ends the process.
+func runGLChild() {
+	if err := glChild(os.Getenv(outEnv)); err != nil {
+		fmt.Fprintln(os.Stderr, "xvfb child:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// TestXvfbSmoke starts Xvfb on a free display, runs the handheld UI with
+// the real GL driver in a child process on it, in a phone-sized window as
+// kogge-mobile --windowed shows it, and checks the screenshot the child
+// took of the first screen, the PIN login.
+func TestXvfbSmoke(t *testing.T) {
+	x := xvfbtest.Start(t, 1280, 1024)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out := xvfbtest.ScreenshotPath(t, "mobile-xvfb.png")
+	if b, err := x.RunChild(ctx, "TestXvfbSmoke", outEnv+"="+out); err != nil {
+		t.Fatalf("GL child: %v\n%s", err, b)
+	}
+	img, err := xvfbtest.LoadPNG(out)
+	if err != nil {
+		t.Fatalf("the child wrote no screenshot: %v", err)
+	}
+	if err := loginDrawn(img); err != nil {
+		t.Fatalf("the screenshot %s does not show the login screen: %v", out, err)
+	}
+	t.Logf("screenshot of the GL window: %s (%v)", out, img.Bounds().Size())
+}
+
+// loginDrawn says what of the login screen, in the handheld's sunlight
+// theme, a screenshot lacks (nil: nothing): the yellow status bar with
+// black text, the grey keypad with black digits, the dark blue OK button
+// with white text, and black text on white (title and hint).
+func loginDrawn(img image.Image) error {
+	var missing []error
+	need := func(what string, got, min int) {
+		if got < min {
+			missing = append(missing, fmt.Errorf("%s: %d pixels, want at least %d", what, got, min))
+		}
+	}
+	// The 420×900 window: a status bar across it, eleven grey keys and an
+	// OK button of about 130×128 each, text on all of them.
+	need("status bar yellow", count(img, colStatus), 420*40)
+	need("keypad grey", count(img, colButton), 11*100*100)
+	need("OK button blue", count(img, colPrimary), 100*100)
+	need("white ground", count(img, colBackground), 420*200)
+	need("black text on the status bar", textOn(img, colText, colStatus), 400)
+	need("black digits and ⌫ on the keys", textOn(img, colText, colButton), 10*40)
+	need("white OK on the blue button", textOn(img, colOnDark, colPrimary), 80)
+	need("black title and hint on white", textOn(img, colText, colBackground), 1000)
+	return errors.Join(missing...)
+}
+
+// count is the number of pixels of a colour.
+func count(img image.Image, want color.NRGBA) int {
+	n := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if near(rgb(img.At(x, y)), want) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// textOn counts the pixels of colour fg in short stretches of a row
+// between two pixels of colour ground: the strokes of text in fg on
+// ground, anti-aliased edges and all. What is not on ground (the black
+// root window around the fyne window) does not count.
+func textOn(img image.Image, fg, ground color.NRGBA) int {
+	const maxGlyph = 40 // pixels across a glyph of the largest text
+	total := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		last, n := -1, 0 // the last ground pixel; fg pixels since
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := rgb(img.At(x, y))
+			switch {
+			case near(c, ground):
+				if last >= 0 && x-last-1 <= maxGlyph {
+					total += n
+				}
+				last, n = x, 0
+			case near(c, fg):
+				n++
+			}
+		}
+	}
+	return total
+}
+
+// rgb is a colour's 8-bit channels.
+func rgb(c color.Color) [3]uint8 {
+	r, g, b, _ := c.RGBA()
+	return [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)}
+}
+
+// near reports whether c is want give or take a little in every channel
+// (the GL driver's blending of anti-aliased edges aside).
+func near(c [3]uint8, want color.NRGBA) bool {
+	d := func(a, b uint8) int {
+		if a > b {
+			return int(a - b)
+		}
+		return int(b - a)
+	}
+	return d(c[0], want.R) <= 6 && d(c[1], want.G) <= 6 && d(c[2], want.B) <= 6
+}
+
+// glChild runs the UI with the GL driver over a real app with fake
+// peripherals and, once the first screen is on the display, writes a
+// screenshot of the display to out.
+func glChild(out string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "kogge-mobile-xvfb-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	m, stop, err := startApp(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	fa := app.NewWithID("org.kogge.mobile.smoke")
+	// As cmd/kogge-mobile --windowed: the default size, PhoneSize.
+	u, err := New(fa, m, Options{Lang: "de", Windowed: true})
+	if err != nil {
+		return err
+	}
+	result := make(chan error, 1)
+	go func() { // ends with Await, which ctx bounds; waited for below
+		result <- capture(ctx, out)
+		fyne.Do(fa.Quit)
+	}()
+	u.ShowAndRun()
+	return <-result
+}
+
+// capture takes screenshots of the X display until one shows the login
+// screen (the driver draws asynchronously), up to ctx's deadline, and
+// writes it to out; on failure it writes the last screenshot there for
+// the person who reads the error. The screenshot comes from the X server:
+// fyne's own Canvas.Capture reads the GL front buffer, which Mesa's
+// software renderer under Xvfb leaves empty.
+func capture(ctx context.Context, out string) error {
+	img, err := xvfbtest.Await(ctx, os.Getenv("DISPLAY"), func(img image.Image) bool { return loginDrawn(img) == nil })
+	if err != nil {
+		if img != nil && xvfbtest.SavePNG(out, img) == nil {
+			return fmt.Errorf("%w; the last screenshot is %s and lacks: %v", err, out, loginDrawn(img))
+		}
+		return err
+	}
+	return xvfbtest.SavePNG(out, img)
+}
+
+// startApp runs a handheld app as the UI tests' harness builds it (a real
+// store in dir, an in-memory link, fake GNSS, printer and camera, officer
+// 4711 with PIN 1234) until stop is called, and returns it once it has
+// checked its peripherals, which the status bar shows.
+func startApp(ctx context.Context, dir string) (_ *mobileagent.App, stop func(), err error) {
+	log := quiet()
+	st, err := store.Open(filepath.Join(dir, "agent.db"), store.Options{Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	link := synctest.NewLink()
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	cleanups = append(cleanups, func() { st.Close() }, link.Close)
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
+	offices := map[string]seal.Recipient{}
+	for _, o := range []string{mobileagent.DefaultNoticeOffice, mobileagent.DefaultReportOffice} {
+		r, _, err := seal.GenerateKey(o, o+"-1")
+		if err != nil {
+			return nil, nil, err
+		}
+		offices[o] = r
+	}
+	hash, err := shift.HashPIN("1234", shift.Params{Memory: 64, Time: 1, Threads: 1})
+	if err != nil {
+		return nil, nil, err
+	}
+	g := gnss.NewFake()
+	g.SetFix(gnss.Fix{Lat: 53.07582, Lon: 8.80717, Accuracy: 4.5, HDOP: 0.9, Satellites: 9, Quality: "gps", Mode: 3})
+	cam := camera.NewFake([]camera.Mode{{Width: 960, Height: 720, FPS: 15}}, func(_ uint64, m camera.Mode) image.Image {
+		return streetScene(m.Width, m.Height)
+	})
+	m, err := mobileagent.New(ctx, mobileagent.Config{
+		Device: device, Software: "test-1", NoticePrefix: "HB42",
+		Issuer:   enforcement.Office{Name: "Freie Hansestadt Bremen", Unit: "Ordnungsamt", IBAN: "DE89 3704 0044 0532 0130 00"},
+		Officers: []shift.Officer{{ID: "4711", Name: "Erika Muster", Crew: "Mitte", PINHash: hash}},
+	}, mobileagent.Deps{
+		Store: st, Transport: link.Device(), Sequencer: enforcement.NewMemorySequencer(0),
+		GNSS: g, Printer: printer.NewFake(), Camera: cam,
+	}, mobileagent.Options{Logger: log, Agent: agent.Options{Offices: offices}})
+	if err != nil {
+		return nil, nil, err
+	}
+	changes, unsubscribe := m.Changes()
+	defer unsubscribe()
+	runCtx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { m.Run(runCtx) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-link.Server().Incoming():
+			}
+		}
+	})
+	cleanups = append(cleanups, func() { cancel(); wg.Wait() })
+	for len(m.Peripherals()) < 3 {
+		select {
+		case <-changes:
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("the app checked %d of 3 peripherals: %w", len(m.Peripherals()), ctx.Err())
+		}
+	}
+	return m, cleanup, nil
+}
+
+// TestXvfbLoginCheck checks the check: it accepts the login screen as
+// fyne's test driver paints it, and rejects the same screen in fyne's
+// default theme and a black screen.
+func TestXvfbLoginCheck(t *testing.T) {
+	h := newHarness(t, "de")
+	if err := loginDrawn(h.u.win.Canvas().Capture()); err != nil {
+		t.Fatalf("the check rejects the login screen as fyne's test driver paints it: %v", err)
+	}
+	h.u.fa.Settings().SetTheme(theme.DefaultTheme())
+	h.u.render()
+	if loginDrawn(h.u.win.Canvas().Capture()) == nil {
+		t.Fatal("the check accepts the login screen in fyne's default theme")
+	}
+	if loginDrawn(image.NewRGBA(image.Rect(0, 0, 420, 900))) == nil {
+		t.Fatal("the check accepts a black screen")
+	}
+}
