@@ -267,6 +267,11 @@ func (s *Simulator) serveStream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Framerate", strconv.Itoa(m.FPS))
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	// Send the header at once, as a camera does, not with the first frame,
+	// whose first rendering takes a while.
+	if err := rc.Flush(); err != nil {
+		return
+	}
 	tick := time.NewTicker(time.Second / time.Duration(m.FPS))
 	defer tick.Stop()
 	for n := 0; ; {
