@@ -17,6 +17,11 @@ import (
 	"github.com/kogge-fleet/kogge/fleet-server/api/client"
 )
 
+// rollTimeout bounds one rollout of a test. A wave takes a few seconds on
+// an idle machine; a loaded one (every package's tests at once, under the
+// race detector) needs far more.
+const rollTimeout = 3 * time.Minute
+
 // TestRolloutHundredDevices rolls a good version out to 100 devices in
 // waves, then a bad one, which stops in its first wave: its devices fail
 // the health check and go back by themselves, the others never get it.
@@ -42,7 +47,7 @@ func TestRolloutHundredDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := s.Roll(ctx, client.RolloutRequest{Artifact: good.ID, Target: client.RolloutTarget{Group: "mitte"},
-		Waves: []string{"1", "5%", "25%", "100%"}, Soak: "300ms", Window: "always"}, 45*time.Second, nil)
+		Waves: []string{"1", "5%", "25%", "100%"}, Soak: "300ms", Window: "always"}, rollTimeout, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +83,7 @@ func TestRolloutHundredDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err = s.Roll(ctx, client.RolloutRequest{Artifact: bad.ID, Target: client.RolloutTarget{Group: "mitte"},
-		Waves: []string{"5%", "25%", "100%"}, Soak: "300ms", Window: "always"}, 45*time.Second, nil)
+		Waves: []string{"5%", "25%", "100%"}, Soak: "300ms", Window: "always"}, rollTimeout, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +178,7 @@ func TestRolloutResumesAndRefusesTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := s.Roll(ctx, client.RolloutRequest{Artifact: good.ID, Target: client.RolloutTarget{Devices: []string{devA.ID}},
-		Waves: []string{"100%"}, Soak: "100ms", Window: "always"}, 45*time.Second, nil)
+		Waves: []string{"100%"}, Soak: "100ms", Window: "always"}, rollTimeout, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +201,7 @@ func TestRolloutResumesAndRefusesTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err = s.Roll(ctx, client.RolloutRequest{Artifact: crashing.ID, Target: client.RolloutTarget{Devices: []string{devA.ID}},
-		Waves: []string{"100%"}, Soak: "100ms", Window: "always"}, 45*time.Second, nil)
+		Waves: []string{"100%"}, Soak: "100ms", Window: "always"}, rollTimeout, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +231,7 @@ func TestRolloutResumesAndRefusesTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err = s.Roll(ctx, client.RolloutRequest{Artifact: other.ID, Target: client.RolloutTarget{Devices: []string{devB.ID}},
-		Waves: []string{"100%"}, Soak: "100ms", Window: "always"}, 45*time.Second, nil)
+		Waves: []string{"100%"}, Soak: "100ms", Window: "always"}, rollTimeout, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
