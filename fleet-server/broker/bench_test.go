@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -44,6 +45,15 @@ import (
 //	KOGGE_BENCH_DEVICES=10000 KOGGE_BENCH_PROFILE=/tmp/idle.pprof \
 //	  go test -run '^$' -bench BenchmarkIdleConnections -benchtime 1x ./fleet-server/broker
 //	go tool pprof -top -sample_index=inuse_space /tmp/idle.pprof
+//
+// KOGGE_BENCH_PENDING_WRITES and KOGGE_BENCH_READ_BUFFER set the broker's
+// MaxPendingWrites and ReadBufferSize, to compare them with the defaults.
+// "live" is the heap that survives GC (the objects a device keeps), "heap"
+// the heap spans in use (live plus free slots in them), "stack" the
+// goroutine stacks: two a device, 16 KiB for the session (mochi's
+// attachClient and Client.Read frames alone hold 4.5 KiB of it while it
+// waits, so GC never halves it to 8 KiB, wherever below them the read
+// parks) and 4 KiB for mochi's write loop (a 1.8 KiB frame).
 
 const childEnv = "KOGGE_BENCH_BROKER_CHILD"
 
@@ -57,10 +67,13 @@ func TestMain(m *testing.M) {
 // childStats is what the child reports.
 type childStats struct {
 	HeapInuse  uint64 `json:"heap_inuse"`
+	HeapAlloc  uint64 `json:"heap_alloc"`
 	StackInuse uint64 `json:"stack_inuse"`
 	Sys        uint64 `json:"sys"`
 	RSS        uint64 `json:"rss"`
 	Goroutines int    `json:"goroutines"`
+	StackUsed  uint64 `json:"stack_used"`
+	StackStart uint64 `json:"stack_start"`
 	Connected  int    `json:"connected"`
 }
 
@@ -72,6 +85,12 @@ func (noRevocations) IsRevoked(string, *big.Int) bool { return false }
 // "stats", "profile PATH" and "quit" on stdin.
 func runBenchChild(dir string) int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "child:", err); return 1 }
+	if os.Getenv("KOGGE_BENCH_PROFILE") != "" {
+		// Every allocation in the profile, not one per 512 KiB: the
+		// figures per device are small. (It costs memory outside the
+		// heap, so the run's RSS is not comparable then.)
+		runtime.MemProfileRate = 1
+	}
 	raiseFileLimit()
 	serverPEM, err := os.ReadFile(filepath.Join(dir, "server.pem"))
 	if err != nil {
@@ -87,10 +106,18 @@ func runBenchChild(dir string) int {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	b, err := New(&tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool}, noRevocations{}, Options{
+	opts := Options{
 		Address: "127.0.0.1:0", ConnectTimeout: time.Minute,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}
+	// Options to compare against the defaults.
+	if v, err := strconv.Atoi(os.Getenv("KOGGE_BENCH_PENDING_WRITES")); err == nil {
+		opts.MaxPendingWrites = int32(v)
+	}
+	if v, err := strconv.Atoi(os.Getenv("KOGGE_BENCH_READ_BUFFER")); err == nil {
+		opts.ReadBufferSize = v
+	}
+	b, err := New(&tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool}, noRevocations{}, opts)
 	if err != nil {
 		return fail(err)
 	}
@@ -111,11 +138,14 @@ func runBenchChild(dir string) int {
 				runtime.GC()
 			}
 			debug.FreeOSMemory()
+			samples := []rtmetrics.Sample{{Name: "/gc/scan/stack:bytes"}, {Name: "/gc/stack/starting-size:bytes"}}
+			rtmetrics.Read(samples)
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			out, _ := json.Marshal(childStats{
-				HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, Sys: ms.Sys, RSS: rss(),
+				HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Sys: ms.Sys, RSS: rss(),
 				Goroutines: runtime.NumGoroutine(), Connected: b.Connected(),
+				StackUsed: samples[0].Value.Uint64(), StackStart: samples[1].Value.Uint64(),
 			})
 			fmt.Printf("%s\n", out)
 		case "profile":
@@ -283,6 +313,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 	heapStack := perDevice(before.HeapInuse+before.StackInuse, after.HeapInuse+after.StackInuse)
 	b.ReportMetric(heapStack, "KiB/device(heap+stack)")
 	b.ReportMetric(perDevice(before.HeapInuse, after.HeapInuse), "KiB/device(heap)")
+	b.ReportMetric(perDevice(before.HeapAlloc, after.HeapAlloc), "KiB/device(live)")
 	b.ReportMetric(perDevice(before.StackInuse, after.StackInuse), "KiB/device(stack)")
 	b.ReportMetric(perDevice(before.RSS, after.RSS), "KiB/device(rss)")
 	b.ReportMetric(float64(after.Goroutines-before.Goroutines)/float64(n), "goroutines/device")
