@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
@@ -66,63 +67,16 @@ type harness struct {
 
 func newHarness(t *testing.T, lang string) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "agent.db"), store.Options{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	offices := map[string]seal.Recipient{}
-	for _, o := range []string{mobileagent.DefaultNoticeOffice, mobileagent.DefaultReportOffice} {
-		r, _, err := seal.GenerateKey(o, o+"-1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		offices[o] = r
-	}
-	hash, err := shift.HashPIN("1234", shift.Params{Memory: 64, Time: 1, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := &harness{t: t, link: synctest.NewLink(), printer: printer.NewFake(), gnss: gnss.NewFake(), clock: &clock{base: time.Now().Truncate(time.Second)}}
 	h.gnss.SetFix(gnss.Fix{Lat: 53.07582, Lon: 8.80717, Accuracy: 4.5, HDOP: 0.9, Satellites: 9, Quality: "gps", Mode: 3})
-	cam := camera.NewFake([]camera.Mode{{Width: 960, Height: 720, FPS: 15}}, func(seq uint64, m camera.Mode) image.Image {
-		return streetScene(m.Width, m.Height)
-	})
-	app, err := mobileagent.New(context.Background(), mobileagent.Config{
-		Device: device, Software: "test-1", NoticePrefix: "HB42",
-		Issuer:   enforcement.Office{Name: "Freie Hansestadt Bremen", Unit: "Ordnungsamt", IBAN: "DE89 3704 0044 0532 0130 00"},
-		Officers: []shift.Officer{{ID: "4711", Name: "Erika Muster", Crew: "Mitte", PINHash: hash}},
-	}, mobileagent.Deps{
-		Store: st, Transport: h.link.Device(), Sequencer: enforcement.NewMemorySequencer(0),
-		GNSS: h.gnss, Printer: h.printer, Camera: cam,
-	}, mobileagent.Options{Logger: quiet(), Clock: h.clock.Now, Agent: agent.Options{Offices: offices}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	app, stop, err := startApp(ctx, t.TempDir(), appDeps{link: h.link, gnss: h.gnss, printer: h.printer, clock: h.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(stop)
 	h.app = app
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { app.Run(ctx) })
-	wg.Go(func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-h.link.Server().Incoming():
-			}
-		}
-	})
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		h.link.Close()
-		st.Close()
-	})
-	// The peripherals are checked at the start of Run.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(app.Peripherals()) < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
 	fa := test.NewTempApp(t)
 	u, err := New(fa, app, Options{Lang: lang, Windowed: true, Synchronous: true})
 	if err != nil {
@@ -130,6 +84,98 @@ func newHarness(t *testing.T, lang string) *harness {
 	}
 	h.u = u
 	return h
+}
+
+// appDeps are what a test may give startApp; zero fields get defaults.
+type appDeps struct {
+	link    *synctest.Link   // default: a new link, cut (offline)
+	gnss    *gnss.Fake       // default: a fake with a fix in Bremen
+	printer *printer.Fake    // default: a new fake
+	clock   func() time.Time // default: the app's own
+}
+
+// startApp runs a handheld app for the UI's tests (a real store in dir, an
+// in-memory link, fake GNSS, printer and camera, officer 4711 with PIN
+// 1234) until stop is called, and returns it once it has checked its
+// peripherals, which the status bar shows.
+func startApp(ctx context.Context, dir string, d appDeps) (_ *mobileagent.App, stop func(), err error) {
+	if d.link == nil {
+		d.link = synctest.NewLink()
+	}
+	if d.gnss == nil {
+		d.gnss = gnss.NewFake()
+		d.gnss.SetFix(gnss.Fix{Lat: 53.07582, Lon: 8.80717, Accuracy: 4.5, HDOP: 0.9, Satellites: 9, Quality: "gps", Mode: 3})
+	}
+	if d.printer == nil {
+		d.printer = printer.NewFake()
+	}
+	link := d.link
+	log := quiet()
+	st, err := store.Open(filepath.Join(dir, "agent.db"), store.Options{Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	cleanups = append(cleanups, func() { st.Close() }, link.Close)
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
+	offices := map[string]seal.Recipient{}
+	for _, o := range []string{mobileagent.DefaultNoticeOffice, mobileagent.DefaultReportOffice} {
+		r, _, err := seal.GenerateKey(o, o+"-1")
+		if err != nil {
+			return nil, nil, err
+		}
+		offices[o] = r
+	}
+	hash, err := shift.HashPIN("1234", shift.Params{Memory: 64, Time: 1, Threads: 1})
+	if err != nil {
+		return nil, nil, err
+	}
+	cam := camera.NewFake([]camera.Mode{{Width: 960, Height: 720, FPS: 15}}, func(_ uint64, m camera.Mode) image.Image {
+		return streetScene(m.Width, m.Height)
+	})
+	m, err := mobileagent.New(ctx, mobileagent.Config{
+		Device: device, Software: "test-1", NoticePrefix: "HB42",
+		Issuer:   enforcement.Office{Name: "Freie Hansestadt Bremen", Unit: "Ordnungsamt", IBAN: "DE89 3704 0044 0532 0130 00"},
+		Officers: []shift.Officer{{ID: "4711", Name: "Erika Muster", Crew: "Mitte", PINHash: hash}},
+	}, mobileagent.Deps{
+		Store: st, Transport: link.Device(), Sequencer: enforcement.NewMemorySequencer(0),
+		GNSS: d.gnss, Printer: d.printer, Camera: cam,
+	}, mobileagent.Options{Logger: log, Clock: d.clock, Agent: agent.Options{Offices: offices}})
+	if err != nil {
+		return nil, nil, err
+	}
+	changes, unsubscribe := m.Changes()
+	defer unsubscribe()
+	runCtx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { m.Run(runCtx) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-link.Server().Incoming():
+			}
+		}
+	})
+	cleanups = append(cleanups, func() { cancel(); wg.Wait() })
+	for len(m.Peripherals()) < 3 {
+		select {
+		case <-changes:
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("the app checked %d of 3 peripherals: %w", len(m.Peripherals()), ctx.Err())
+		}
+	}
+	return m, cleanup, nil
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

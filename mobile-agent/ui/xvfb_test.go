@@ -17,8 +17,6 @@ import (
 	"image"
 	"image/color"
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,17 +24,7 @@ import (
 	"fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/theme"
 
-	"github.com/kogge-fleet/kogge/agent"
-	"github.com/kogge-fleet/kogge/agent/store"
-	"github.com/kogge-fleet/kogge/agent/sync/synctest"
-	"github.com/kogge-fleet/kogge/drivers/camera"
-	"github.com/kogge-fleet/kogge/drivers/gnss"
-	"github.com/kogge-fleet/kogge/drivers/printer"
 	"github.com/kogge-fleet/kogge/internal/xvfbtest"
-	mobileagent "github.com/kogge-fleet/kogge/mobile-agent"
-	"github.com/kogge-fleet/kogge/mobile-agent/enforcement"
-	"github.com/kogge-fleet/kogge/mobile-agent/shift"
-	"github.com/kogge-fleet/kogge/protocol/seal"
 )
 
 const outEnv = "KOGGE_UI_XVFB_OUT" // where the child writes its screenshot
@@ -168,7 +156,7 @@ func glChild(out string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	m, stop, err := startApp(ctx, dir)
+	m, stop, err := startApp(ctx, dir, appDeps{})
 	if err != nil {
 		return err
 	}
@@ -204,82 +192,6 @@ func capture(ctx context.Context, out string) error {
 		return err
 	}
 	return xvfbtest.SavePNG(out, img)
-}
-
-// startApp runs a handheld app as the UI tests' harness builds it (a real
-// store in dir, an in-memory link, fake GNSS, printer and camera, officer
-// 4711 with PIN 1234) until stop is called, and returns it once it has
-// checked its peripherals, which the status bar shows.
-func startApp(ctx context.Context, dir string) (_ *mobileagent.App, stop func(), err error) {
-	log := quiet()
-	st, err := store.Open(filepath.Join(dir, "agent.db"), store.Options{Logger: log})
-	if err != nil {
-		return nil, nil, err
-	}
-	link := synctest.NewLink()
-	var cleanups []func()
-	cleanup := func() {
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			cleanups[i]()
-		}
-	}
-	cleanups = append(cleanups, func() { st.Close() }, link.Close)
-	defer func() {
-		if err != nil {
-			cleanup()
-		}
-	}()
-	offices := map[string]seal.Recipient{}
-	for _, o := range []string{mobileagent.DefaultNoticeOffice, mobileagent.DefaultReportOffice} {
-		r, _, err := seal.GenerateKey(o, o+"-1")
-		if err != nil {
-			return nil, nil, err
-		}
-		offices[o] = r
-	}
-	hash, err := shift.HashPIN("1234", shift.Params{Memory: 64, Time: 1, Threads: 1})
-	if err != nil {
-		return nil, nil, err
-	}
-	g := gnss.NewFake()
-	g.SetFix(gnss.Fix{Lat: 53.07582, Lon: 8.80717, Accuracy: 4.5, HDOP: 0.9, Satellites: 9, Quality: "gps", Mode: 3})
-	cam := camera.NewFake([]camera.Mode{{Width: 960, Height: 720, FPS: 15}}, func(_ uint64, m camera.Mode) image.Image {
-		return streetScene(m.Width, m.Height)
-	})
-	m, err := mobileagent.New(ctx, mobileagent.Config{
-		Device: device, Software: "test-1", NoticePrefix: "HB42",
-		Issuer:   enforcement.Office{Name: "Freie Hansestadt Bremen", Unit: "Ordnungsamt", IBAN: "DE89 3704 0044 0532 0130 00"},
-		Officers: []shift.Officer{{ID: "4711", Name: "Erika Muster", Crew: "Mitte", PINHash: hash}},
-	}, mobileagent.Deps{
-		Store: st, Transport: link.Device(), Sequencer: enforcement.NewMemorySequencer(0),
-		GNSS: g, Printer: printer.NewFake(), Camera: cam,
-	}, mobileagent.Options{Logger: log, Agent: agent.Options{Offices: offices}})
-	if err != nil {
-		return nil, nil, err
-	}
-	changes, unsubscribe := m.Changes()
-	defer unsubscribe()
-	runCtx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { m.Run(runCtx) })
-	wg.Go(func() {
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-link.Server().Incoming():
-			}
-		}
-	})
-	cleanups = append(cleanups, func() { cancel(); wg.Wait() })
-	for len(m.Peripherals()) < 3 {
-		select {
-		case <-changes:
-		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("the app checked %d of 3 peripherals: %w", len(m.Peripherals()), ctx.Err())
-		}
-	}
-	return m, cleanup, nil
 }
 
 // TestXvfbLoginCheck checks the check: it accepts the login screen as
