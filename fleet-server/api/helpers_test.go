@@ -52,6 +52,18 @@ func (b *fakeBroker) published() []string {
 
 func newTestEnv(t *testing.T, edit func(o *Options)) *testEnv {
 	t.Helper()
+	var opts Options
+	if edit != nil {
+		edit(&opts)
+	}
+	return buildTestEnv(t, opts, nil)
+}
+
+// buildTestEnv makes a handler with opts over real services on a fresh
+// store; more, when set, adds services made from the same store, commands
+// and audit log before the handler is made.
+func buildTestEnv(t *testing.T, opts Options, more func(s *Services, db *store.DB, cmds *commands.Service, log *audit.Log)) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "kogge.db"), store.Options{Logger: quiet})
@@ -72,10 +84,6 @@ func newTestEnv(t *testing.T, edit func(o *Options)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var opts Options
-	if edit != nil {
-		edit(&opts)
-	}
 	log, err := audit.New(db, audit.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -88,8 +96,12 @@ func newTestEnv(t *testing.T, edit func(o *Options)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(testToken, Services{Registry: reg, Records: db, Presence: db, Commands: cmds, Twin: tw,
-		Audit: log, Deliveries: q, Erasure: sw, BridgeCerts: reg}, opts)
+	services := Services{Registry: reg, Records: db, Presence: db, Commands: cmds, Twin: tw,
+		Audit: log, Deliveries: q, Erasure: sw, BridgeCerts: reg}
+	if more != nil {
+		more(&services, db, cmds, log)
+	}
+	h, err := New(testToken, services, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -23,12 +22,9 @@ import (
 
 	"github.com/kogge-fleet/kogge/fleet-server/audit"
 	"github.com/kogge-fleet/kogge/fleet-server/commands"
-	"github.com/kogge-fleet/kogge/fleet-server/delivery"
 	"github.com/kogge-fleet/kogge/fleet-server/registry"
-	"github.com/kogge-fleet/kogge/fleet-server/retention"
 	"github.com/kogge-fleet/kogge/fleet-server/rollout"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
-	"github.com/kogge-fleet/kogge/fleet-server/twin"
 	"github.com/kogge-fleet/kogge/protocol/artifact"
 )
 
@@ -42,57 +38,24 @@ type rolloutEnv struct {
 
 func newRolloutEnv(t *testing.T) *rolloutEnv {
 	t.Helper()
-	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "kogge.db"), store.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	reg, err := registry.New(ctx, db, registry.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &fakeBroker{}
-	cmds, err := commands.New(db, b, commands.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw, err := twin.New(db, b, twin.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, err := audit.New(db, audit.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := delivery.New(db, b, delivery.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw, err := retention.New(db, q, retention.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
 	key, err := artifact.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro, err := rollout.New(db, cmds, log, rollout.Options{Keys: artifact.NewKeyring(key.Public().(ed25519.PublicKey)), Logger: quiet,
-		MaxArtifactSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := New(testToken, Services{Registry: reg, Records: db, Presence: db, Commands: cmds, Twin: tw,
-		Audit: log, Deliveries: q, Erasure: sw, BridgeCerts: reg, Rollouts: ro}, Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var ro *rollout.Service
+	e := buildTestEnv(t, Options{Logger: slog.New(slog.DiscardHandler)}, func(s *Services, db *store.DB, cmds *commands.Service, log *audit.Log) {
+		ro, err = rollout.New(db, cmds, log, rollout.Options{Keys: artifact.NewKeyring(key.Public().(ed25519.PublicKey)),
+			Logger: slog.New(slog.DiscardHandler), MaxArtifactSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Rollouts = ro
+	})
 	doc, err := mergeOpenAPI(openAPIDoc, openAPIRollouts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rolloutEnv{testEnv: &testEnv{h: h, db: db, reg: reg, broker: b, q: q}, ro: ro, key: key, doc: doc}
+	return &rolloutEnv{testEnv: e, ro: ro, key: key, doc: doc}
 }
 
 // upload returns a multipart body with the parts in order.
