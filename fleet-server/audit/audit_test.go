@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kogge-fleet/kogge/fleet-server/store"
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 )
 
 // backends runs fn on SQLite and, with KOGGE_TEST_POSTGRES_URL, on
@@ -45,28 +45,18 @@ func backends(t *testing.T, fn func(t *testing.T, l *Log, db *store.DB, tamper f
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
-		base := os.Getenv("KOGGE_TEST_POSTGRES_URL")
-		if base == "" {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("KOGGE_TEST_POSTGRES_URL is not set; CI needs the PostgreSQL tests")
-			}
-			t.Skip("KOGGE_TEST_POSTGRES_URL not set")
+		dsn := pgtest.URL(t)
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
 		}
-		raw, err := sql.Open("pgx", base)
+		schema := u.Query().Get("search_path")
+		raw, err := sql.Open("pgx", dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { raw.Close() })
-		schema := "t_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-		if _, err := raw.Exec("CREATE SCHEMA " + schema); err != nil {
-			t.Fatalf("PostgreSQL at KOGGE_TEST_POSTGRES_URL: %v", err)
-		}
-		t.Cleanup(func() { raw.Exec("DROP SCHEMA " + schema + " CASCADE") })
-		u, _ := url.Parse(base)
-		v := u.Query()
-		v.Set("search_path", schema)
-		u.RawQuery = v.Encode()
-		db := open(t, u.String())
+		db := open(t, dsn)
 		fn(t, newLog(t, db), db, func(q string, args ...any) {
 			t.Helper()
 			q = strings.ReplaceAll(q, "audit_log", schema+".audit_log")

@@ -25,10 +25,11 @@ import (
 	"github.com/kogge-fleet/kogge/agent/enroll"
 	"github.com/kogge-fleet/kogge/fleet-server/broker"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 )
 
 func TestEnrollAndRenewOverHTTPS(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		r, clk := newRegistry(t, db, Options{BrokerAddress: "mqtts://127.0.0.1:8883", CertLifetime: 90 * time.Hour})
 		srv := enrollServer(t, r)
 		ctx := context.Background()
@@ -133,7 +134,7 @@ func TestEnrollAndRenewOverHTTPS(t *testing.T) {
 }
 
 func TestRevocationDisconnectsAtBroker(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		r, _ := newRegistry(t, db, Options{})
 		b, err := broker.New(r.BrokerTLSConfig(), r, broker.Options{Address: "127.0.0.1:0", Logger: quietLog()})
 		if err != nil {
@@ -190,7 +191,7 @@ func TestRevocationDisconnectsAtBroker(t *testing.T) {
 }
 
 func TestHandlerRefusesBadRequests(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		r, _ := newRegistry(t, db, Options{})
 		srv := enrollServer(t, r)
 		client := srv.Client()

@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/kogge-fleet/kogge/fleet-server/store"
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 )
 
 func TestCAPersistsAndServerCertificate(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		var logs logBuffer
 		r1, _ := newRegistry(t, db, Options{
 			ServerNames: []string{"fleet.example.org", "10.1.2.3", "localhost"},
@@ -59,7 +60,7 @@ func TestCAPersistsAndServerCertificate(t *testing.T) {
 }
 
 func TestServerCertificateRenewed(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		r, c := newRegistry(t, db, Options{ServerCertLifetime: 90 * time.Hour})
 		first, _ := r.ServerCertificate(nil)
 		c.advance(50 * time.Hour)
@@ -114,7 +115,7 @@ func TestSlug(t *testing.T) {
 }
 
 func TestGroups(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		r, _ := newRegistry(t, db, Options{})
 		ctx := context.Background()
 		g, err := r.CreateGroup(ctx, "", "Bürgeramt Mitte kiosks")
@@ -212,7 +213,7 @@ func TestCodeFormat(t *testing.T) {
 }
 
 func TestCodes(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		var logs logBuffer
 		r, clk := newRegistry(t, db, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		ctx := context.Background()
@@ -289,7 +290,7 @@ func TestCodes(t *testing.T) {
 }
 
 func TestConcurrentEnrollmentOneCode(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		r, _ := newRegistry(t, db, Options{})
 		code := groupAndCode(t, r, "od")
 		const n = 8
@@ -325,7 +326,7 @@ func TestConcurrentEnrollmentOneCode(t *testing.T) {
 }
 
 func TestEnrollValidation(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		r, _ := newRegistry(t, db, Options{})
 		ctx := context.Background()
 		code := groupAndCode(t, r, "mitte")
@@ -387,7 +388,7 @@ func tamperCSR(t *testing.T, csr []byte) []byte {
 }
 
 func TestDevicesAndInventory(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		r, clk := newRegistry(t, db, Options{})
 		ctx := context.Background()
 		inv := Inventory{Model: "Kiosk K1", Serial: "SN-1", Software: "1.0.0", Location: "Rathaus EG",
@@ -452,7 +453,7 @@ func TestDevicesAndInventory(t *testing.T) {
 }
 
 func TestRunFlushesAndRefreshes(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		r, _ := newRegistry(t, db, Options{TouchInterval: 10 * time.Millisecond, RefreshInterval: 10 * time.Millisecond})
 		// Another replica on the same store.
 		other, _ := newRegistry(t, db, Options{})
@@ -507,7 +508,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestRevocationCache(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		r, _ := newRegistry(t, db, Options{})
 		ctx := context.Background()
 		var got []string

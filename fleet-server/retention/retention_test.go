@@ -6,8 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +19,7 @@ import (
 	"github.com/kogge-fleet/kogge/fleet-server/audit"
 	"github.com/kogge-fleet/kogge/fleet-server/delivery"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 	"github.com/kogge-fleet/kogge/protocol"
 )
 
@@ -37,35 +36,7 @@ type env struct {
 
 func backends(t *testing.T, edit func(*Options), fn func(t *testing.T, e *env)) {
 	t.Run("sqlite", func(t *testing.T) { fn(t, newEnv(t, filepath.Join(t.TempDir(), "kogge.db"), edit)) })
-	t.Run("postgres", func(t *testing.T) {
-		base := os.Getenv("KOGGE_TEST_POSTGRES_URL")
-		if base == "" {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("KOGGE_TEST_POSTGRES_URL is not set; CI needs the PostgreSQL tests")
-			}
-			t.Skip("KOGGE_TEST_POSTGRES_URL not set")
-		}
-		admin, err := sql.Open("pgx", base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer admin.Close()
-		schema := "t_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-		if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-			t.Fatalf("PostgreSQL at KOGGE_TEST_POSTGRES_URL: %v", err)
-		}
-		t.Cleanup(func() {
-			if a, err := sql.Open("pgx", base); err == nil {
-				a.Exec("DROP SCHEMA " + schema + " CASCADE")
-				a.Close()
-			}
-		})
-		u, _ := url.Parse(base)
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		fn(t, newEnv(t, u.String(), edit))
-	})
+	t.Run("postgres", func(t *testing.T) { fn(t, newEnv(t, pgtest.URL(t), edit)) })
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

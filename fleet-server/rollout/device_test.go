@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 	"github.com/kogge-fleet/kogge/protocol/artifact"
 )
 
@@ -28,7 +29,7 @@ func deviceRequest(method, path string, body io.Reader) *http.Request {
 }
 
 func TestDeviceEndpoint(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 2, nil)
 		ctx := context.Background()
 		bin := bytes.Repeat([]byte("0123456789"), 250_000) // 2.5 MB over three chunks

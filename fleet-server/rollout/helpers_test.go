@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -18,39 +17,9 @@ import (
 	"github.com/kogge-fleet/kogge/fleet-server/audit"
 	"github.com/kogge-fleet/kogge/fleet-server/commands"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
-	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 	"github.com/kogge-fleet/kogge/protocol"
 	"github.com/kogge-fleet/kogge/protocol/artifact"
 )
-
-// stores runs fn with a SQLite store always and with PostgreSQL when
-// KOGGE_TEST_POSTGRES_URL is set (each in a fresh schema); under CI=true a
-// missing PostgreSQL fails.
-func stores(t *testing.T, fn func(t *testing.T, db *store.DB)) {
-	t.Helper()
-	t.Run("sqlite", func(t *testing.T) {
-		db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "kogge.db"), store.Options{Logger: quiet()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		fn(t, db)
-	})
-	t.Run("postgres", func(t *testing.T) { fn(t, openTestPostgres(t)) })
-}
-
-func openTestPostgres(t *testing.T) *store.DB {
-	t.Helper()
-	dsn := pgtest.URL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, dsn, store.Options{MaxOpenConns: 4, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 

@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 	"github.com/kogge-fleet/kogge/protocol/artifact"
 )
 
 func TestGoodRolloutAdvancesInWaves(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 40, nil)
 		a := e.publish("1.1.0")
 		ctx := context.Background()
@@ -68,7 +69,7 @@ func TestGoodRolloutAdvancesInWaves(t *testing.T) {
 }
 
 func TestBadVersionAbortsInTheFirstWave(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 20, nil)
 		for d := range e.running {
 			e.behave[d] = "bad"
@@ -98,7 +99,7 @@ func TestBadVersionAbortsInTheFirstWave(t *testing.T) {
 }
 
 func TestErrorThresholdRollsBackTheUpdatedDevices(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 20, nil)
 		a := e.publish("1.1.0")
 		ctx := context.Background()
@@ -139,7 +140,7 @@ func TestErrorThresholdRollsBackTheUpdatedDevices(t *testing.T) {
 }
 
 func TestPauseResumeAbort(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 10, nil)
 		a := e.publish("1.1.0")
 		ctx := context.Background()
@@ -195,7 +196,7 @@ func TestPauseResumeAbort(t *testing.T) {
 }
 
 func TestKioskMaintenanceWindow(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 3, nil)
 		e.clk.t = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) // opening hours
 		a := e.publish("1.1.0", "kiosk")
@@ -219,7 +220,7 @@ func TestKioskMaintenanceWindow(t *testing.T) {
 }
 
 func TestDevicesWithUnsentCapturesWait(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 2, nil)
 		e.beat("kiosk-000", 3)
 		a := e.publish("1.1.0")
@@ -251,7 +252,7 @@ func TestDevicesWithUnsentCapturesWait(t *testing.T) {
 }
 
 func TestSoakNeedsHealthyDevices(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 4, nil)
 		a := e.publish("1.1.0")
 		ctx := context.Background()
@@ -285,7 +286,7 @@ func TestSoakNeedsHealthyDevices(t *testing.T) {
 }
 
 func TestRefusedCommandAndSilentDevices(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 2, func(o *Options) { o.DeviceTimeout = time.Hour })
 		e.behave["kiosk-000"], e.behave["kiosk-001"] = "mute", "mute"
 		a := e.publish("1.1.0")
@@ -333,7 +334,7 @@ func TestRefusedCommandAndSilentDevices(t *testing.T) {
 }
 
 func TestReportsNeverGoBack(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 1, nil)
 		e.behave["kiosk-000"] = "mute"
 		a := e.publish("1.1.0")
@@ -379,7 +380,7 @@ func TestReportsNeverGoBack(t *testing.T) {
 }
 
 func TestCreateRefusals(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 4, nil)
 		a := e.publish("1.1.0")
 		ctx := context.Background()
@@ -417,7 +418,7 @@ func TestCreateRefusals(t *testing.T) {
 }
 
 func TestUploadChecksTheArtifact(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 0, nil)
 		ctx := context.Background()
 		other, _ := artifact.GenerateKey()
@@ -479,7 +480,7 @@ func TestUploadChecksTheArtifact(t *testing.T) {
 }
 
 func TestTargetNamedDevices(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 5, nil)
 		a := e.publish("1.1.0")
 		r, err := e.s.Create(context.Background(), Spec{Artifact: a.ID, Target: Target{Devices: []string{"kiosk-003", "kiosk-001"}}}, "alice")
@@ -510,7 +511,7 @@ func (c eagerCommands) Send(ctx context.Context, device, name string, args map[s
 }
 
 func TestReportBeforeSendReturns(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 1, nil)
 		e.s.cmds = eagerCommands{Commands: e.cmds, s: e.s}
 		a := e.publish("1.1.0")
@@ -527,7 +528,7 @@ func TestReportBeforeSendReturns(t *testing.T) {
 }
 
 func TestAllowDowngradeNamesTheVersion(t *testing.T) {
-	stores(t, func(t *testing.T, db *storeDB) {
+	pgtest.Stores(t, func(t *testing.T, db *storeDB) {
 		e := newEnv(t, db, 1, nil)
 		a := e.publish("0.9.0")
 		ctx := context.Background()

@@ -18,8 +18,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -32,6 +30,7 @@ import (
 	"github.com/kogge-fleet/kogge/fleet-server/delivery/bridgeclient"
 	"github.com/kogge-fleet/kogge/fleet-server/registry"
 	"github.com/kogge-fleet/kogge/fleet-server/store"
+	"github.com/kogge-fleet/kogge/fleet-server/store/pgtest"
 	"github.com/kogge-fleet/kogge/protocol"
 )
 
@@ -47,40 +46,6 @@ type fleet struct {
 	q     *delivery.Queue
 	url   string
 	roots *x509.CertPool
-}
-
-// stores runs fn on SQLite and, with KOGGE_TEST_POSTGRES_URL, PostgreSQL.
-func stores(t *testing.T, fn func(t *testing.T, db *store.DB)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, openStore(t, filepath.Join(t.TempDir(), "kogge.db"))) })
-	t.Run("postgres", func(t *testing.T) {
-		base := os.Getenv("KOGGE_TEST_POSTGRES_URL")
-		if base == "" {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("KOGGE_TEST_POSTGRES_URL is not set; CI needs the PostgreSQL tests")
-			}
-			t.Skip("KOGGE_TEST_POSTGRES_URL not set")
-		}
-		admin, err := sql.Open("pgx", base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer admin.Close()
-		schema := "t_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-		if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-			t.Fatalf("PostgreSQL at KOGGE_TEST_POSTGRES_URL: %v", err)
-		}
-		t.Cleanup(func() {
-			if a, err := sql.Open("pgx", base); err == nil {
-				a.Exec("DROP SCHEMA " + schema + " CASCADE")
-				a.Close()
-			}
-		})
-		u, _ := url.Parse(base)
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		fn(t, openStore(t, u.String()))
-	})
 }
 
 func openStore(t *testing.T, dsn string) *store.DB {
@@ -240,7 +205,7 @@ var (
 )
 
 func TestBridgeAPIOverTLS(t *testing.T) {
-	stores(t, func(t *testing.T, db *store.DB) {
+	pgtest.Stores(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := newFleet(t, db)
 		a, serialA := f.bridge(t, "amt-a")

@@ -1,19 +1,24 @@
 // Package pgtest gives tests a PostgreSQL schema of their own in the
-// database named by KOGGE_TEST_POSTGRES_URL (see DEVELOPERS.md). Without the
-// variable a test skips, under CI=true it fails.
+// database named by KOGGE_TEST_POSTGRES_URL (see DEVELOPERS.md), and a
+// store on it, or on both backends in turn. Without the variable a test
+// skips, under CI=true it fails.
 package pgtest
 
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/kogge-fleet/kogge/fleet-server/store"
 )
 
 // EnvURL is the variable that names the test database.
@@ -61,4 +66,32 @@ func URL(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// Open opens a store on a fresh schema (see URL) with at most four
+// connections and no log; it is closed when the test ends.
+func Open(t testing.TB) *store.DB {
+	t.Helper()
+	return open(t, URL(t))
+}
+
+// Stores runs fn twice, as the subtests "sqlite", on a fresh SQLite store,
+// and "postgres", on a store in a fresh schema (see URL: it skips without
+// PostgreSQL, or fails under CI=true).
+func Stores(t *testing.T, fn func(t *testing.T, db *store.DB)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, open(t, filepath.Join(t.TempDir(), "kogge.db"))) })
+	t.Run("postgres", func(t *testing.T) { fn(t, Open(t)) })
+}
+
+func open(t testing.TB, dsn string) *store.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := store.Open(ctx, dsn, store.Options{MaxOpenConns: 4, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
