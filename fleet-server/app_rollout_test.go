@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	fleetserver "github.com/kogge-fleet/kogge/fleet-server"
 	"github.com/kogge-fleet/kogge/fleet-server/api/client"
 	"github.com/kogge-fleet/kogge/protocol/artifact"
+	"github.com/kogge-fleet/kogge/protocol/artifact/artifacttest"
 )
 
 // TestRolloutDeviceEndpoint checks who may use the device endpoint on the
@@ -33,11 +33,7 @@ func TestRolloutDeviceEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := artifact.MarshalPublicKey(key.Public().(ed25519.PublicKey))
-	keyFile := filepath.Join(t.TempDir(), "release.pub")
-	if err := os.WriteFile(keyFile, pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := artifacttest.PublicKeyFile(t, key.Public().(ed25519.PublicKey))
 	srv, _ := startServerWith(t, logs, func(c *fleetserver.Config) { c.Rollout.Keys = []string{keyFile} })
 	ctx := context.Background()
 	if _, err := srv.api.CreateGroup(ctx, "mitte", "Mitte"); err != nil {

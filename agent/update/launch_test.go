@@ -5,7 +5,6 @@ package update
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -17,26 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kogge-fleet/kogge/protocol/artifact"
+	"github.com/kogge-fleet/kogge/protocol/artifact/artifacttest"
 )
-
-// keyFile writes a fresh artifact signing public key.
-func keyFile(t *testing.T) string {
-	t.Helper()
-	key, err := artifact.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := artifact.MarshalPublicKey(key.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := filepath.Join(t.TempDir(), "release.pub")
-	if err := os.WriteFile(f, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
 
 // noExec fails the test when the launcher step executes a binary.
 func noExec(t *testing.T) {
@@ -78,7 +59,7 @@ func TestLaunchWithKeys(t *testing.T) {
 	t.Setenv(BootedSlotEnv, "")
 	dir := t.TempDir()
 	cfg := DefaultConfig()
-	cfg.Keys = []string{keyFile(t), " " + keyFile(t), ""}
+	cfg.Keys = []string{artifacttest.KeyFile(t), " " + artifacttest.KeyFile(t), ""}
 	u, err := Launch(cfg, "kiosk", "1.0.0", dir, slog.New(slog.DiscardHandler))
 	if err != nil || u == nil {
 		t.Fatalf("Launch: %v, %v", u, err)
@@ -172,7 +153,7 @@ func TestLauncherExecutesTheActiveSlot(t *testing.T) {
 	}
 	t.Cleanup(func() { execSlot = old })
 	cfg := DefaultConfig()
-	cfg.Keys, cfg.Dir = []string{keyFile(t)}, dir
+	cfg.Keys, cfg.Dir = []string{artifacttest.KeyFile(t)}, dir
 	u, err := Launch(cfg, "kiosk", "1.0.0", t.TempDir(), slog.New(slog.DiscardHandler))
 	if err == nil || u != nil || !strings.Contains(err.Error(), "exec refused") {
 		t.Fatalf("Launch: %v, %v; want the failed execution", u, err)
@@ -206,7 +187,7 @@ func TestExecutedSlotDoesNotCountTheStartAgain(t *testing.T) {
 	t.Setenv(BootedSlotEnv, string(b))
 	t.Setenv(FactoryBinaryEnv, "/usr/bin/kogge-kiosk")
 	cfg := DefaultConfig()
-	cfg.Keys, cfg.Dir = []string{keyFile(t)}, dir
+	cfg.Keys, cfg.Dir = []string{artifacttest.KeyFile(t)}, dir
 	u, err := Launch(cfg, "kiosk", "1.0.0", t.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil || u == nil {
 		t.Fatalf("Launch: %v, %v", u, err)
@@ -241,7 +222,7 @@ func TestLaunchedNewUpdater(t *testing.T) {
 	t.Setenv(FactoryBinaryEnv, "")
 	t.Setenv(BootedSlotEnv, "")
 	cfg := DefaultConfig()
-	cfg.Keys, cfg.HealthWindow, cfg.RateLimit = []string{keyFile(t)}, time.Minute, 1024
+	cfg.Keys, cfg.HealthWindow, cfg.RateLimit = []string{artifacttest.KeyFile(t)}, time.Minute, 1024
 	l, err := Launch(cfg, "mobile-agent", "1.0.0", t.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil || l == nil {
 		t.Fatalf("Launch: %v, %v", l, err)

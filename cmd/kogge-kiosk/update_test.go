@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/ed25519"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,29 +11,11 @@ import (
 
 	"github.com/kogge-fleet/kogge/agent/update"
 	"github.com/kogge-fleet/kogge/internal/config"
-	"github.com/kogge-fleet/kogge/protocol/artifact"
+	"github.com/kogge-fleet/kogge/protocol/artifact/artifacttest"
 )
 
 // The launcher step itself (agent/update.Launch) is tested in agent/update;
 // these tests check the command's wiring of it.
-
-// keyFile writes a fresh artifact signing public key.
-func keyFile(t *testing.T) string {
-	t.Helper()
-	key, err := artifact.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := artifact.MarshalPublicKey(key.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := filepath.Join(t.TempDir(), "release.pub")
-	if err := os.WriteFile(f, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
 
 // TestServeBootsFirst: the serve path boots the update slots before
 // anything else (here it then stops: the terminal has no identity); with
@@ -46,7 +27,7 @@ func TestServeBootsFirst(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.DataDir = t.TempDir()
 		if on {
-			cfg.Update.Keys = []string{keyFile(t)}
+			cfg.Update.Keys = []string{artifacttest.KeyFile(t)}
 		}
 		err := serve(t.Context(), cfg, slog.New(slog.DiscardHandler))
 		if err == nil || !strings.Contains(err.Error(), "no identity") {
