@@ -153,28 +153,10 @@ func (u *UI) reportPage() fyne.CanvasObject {
 			u.render()
 		}))
 	}
-	pos := u.t("place.none")
-	if p := v.Position; p != nil {
-		pos = u.t("place.position", p.Lat, p.Lon, p.Accuracy)
+	locate := func(ctx context.Context) error {
+		_, err := u.app.ReportLocate(ctx)
+		return err
 	}
-	gps := button(u.t("place.take-gnss"), widget.HighImportance, func() {
-		u.act(func(ctx context.Context) error {
-			_, err := u.app.ReportLocate(ctx)
-			return err
-		}, func(err error) {
-			if err != nil {
-				u.fail(err)
-				return
-			}
-			u.show(pageReport, "", false)
-		})
-	})
-	street := widget.NewEntry()
-	street.SetText(u.report.street)
-	street.OnChanged = func(s string) { u.report.street = s }
-	house := widget.NewEntry()
-	house.SetText(u.report.house)
-	house.OnChanged = func(s string) { u.report.house = s }
 	note := widget.NewMultiLineEntry()
 	note.Wrapping = fyne.TextWrapWord
 	note.SetText(u.report.note)
@@ -194,12 +176,12 @@ func (u *UI) reportPage() fyne.CanvasObject {
 			u.show(pageReport, u.t("report.photo-blurred", p.Faces, p.Plates), false)
 		})
 	})
-	c := container.NewVBox(u.message(),
+	objs := []fyne.CanvasObject{u.message(),
 		caption(u.t("report.category")), container.NewGridWithColumns(2, cats...),
 		caption(u.t("report.severity")), container.NewGridWithColumns(2, sevs...),
-		caption(u.t("report.place")), panel(para(pos)), target(gps),
-		field(u.t("place.street"), street), field(u.t("place.house"), house),
-		field(u.t("report.note"), note), target(photo))
+		caption(u.t("report.place"))}
+	objs = append(objs, u.placeFields(v.Position, locate, pageReport, &u.report.street, &u.report.house)...)
+	c := container.NewVBox(append(objs, field(u.t("report.note"), note), target(photo))...)
 	cancel := button(u.t("action.cancel"), widget.MediumImportance, func() {
 		u.app.DiscardReport()
 		u.show(pageHome, u.t("report.discarded"), false)

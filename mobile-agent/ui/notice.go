@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/kogge-fleet/kogge/drivers/gnss"
 	mobileagent "github.com/kogge-fleet/kogge/mobile-agent"
 	"github.com/kogge-fleet/kogge/mobile-agent/enforcement"
 )
@@ -240,28 +241,10 @@ func (u *UI) addOffence(tbnr string) {
 }
 
 func (u *UI) placeStep(v mobileagent.NoticeView) fyne.CanvasObject {
-	pos := u.t("place.none")
-	if p := v.Position; p != nil {
-		pos = u.t("place.position", p.Lat, p.Lon, p.Accuracy)
+	locate := func(ctx context.Context) error {
+		_, err := u.app.NoticeLocate(ctx)
+		return err
 	}
-	gps := button(u.t("place.take-gnss"), widget.HighImportance, func() {
-		u.act(func(ctx context.Context) error {
-			_, err := u.app.NoticeLocate(ctx)
-			return err
-		}, func(err error) {
-			if err != nil {
-				u.fail(err)
-				return
-			}
-			u.show(pageNotice, "", false)
-		})
-	})
-	street := widget.NewEntry()
-	street.SetText(u.street)
-	street.OnChanged = func(s string) { u.street = s }
-	house := widget.NewEntry()
-	house.SetText(u.house)
-	house.OnChanged = func(s string) { u.house = s }
 	recent := container.NewVBox()
 	for i, a := range u.app.RecentAddresses() {
 		if i == 4 {
@@ -273,13 +256,40 @@ func (u *UI) placeStep(v mobileagent.NoticeView) fyne.CanvasObject {
 			u.render()
 		}, para(a.String())))
 	}
-	c := container.NewVBox(panel(para(pos)), target(gps),
-		field(u.t("place.street"), street), field(u.t("place.house"), house))
+	c := container.NewVBox(u.placeFields(v.Position, locate, pageNotice, &u.street, &u.house)...)
 	if len(recent.Objects) > 0 {
 		c.Add(caption(u.t("place.recent")))
 		c.Add(recent)
 	}
 	return c
+}
+
+// placeFields are the place inputs of a notice and of a report: the
+// position, with a button that takes it from the GNSS receiver (locate;
+// then page is shown again), and the street and house number, kept in
+// *street and *house.
+func (u *UI) placeFields(p *gnss.Position, locate func(context.Context) error, pg page, street, house *string) []fyne.CanvasObject {
+	pos := u.t("place.none")
+	if p != nil {
+		pos = u.t("place.position", p.Lat, p.Lon, p.Accuracy)
+	}
+	gps := button(u.t("place.take-gnss"), widget.HighImportance, func() {
+		u.act(locate, func(err error) {
+			if err != nil {
+				u.fail(err)
+				return
+			}
+			u.show(pg, "", false)
+		})
+	})
+	entry := func(v *string) *widget.Entry {
+		e := widget.NewEntry()
+		e.SetText(*v)
+		e.OnChanged = func(s string) { *v = s }
+		return e
+	}
+	return []fyne.CanvasObject{panel(para(pos)), target(gps),
+		field(u.t("place.street"), entry(street)), field(u.t("place.house"), entry(house))}
 }
 
 // remaining is how long the observation must still run, and the longest
