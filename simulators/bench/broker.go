@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -154,48 +152,11 @@ func startMosquitto(ctx context.Context, bin, dir string) (string, func(), error
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(bin, "-c", conf)
-	logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
+	stop, err := runMosquitto(ctx, bin, conf, addr, dir)
 	if err != nil {
 		return "", nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return "", nil, fmt.Errorf("start mosquitto: %w", err)
-	}
-	done := make(chan struct{})
-	go func() { // waited for in stop
-		cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr, stop, nil
-		}
-		select {
-		case <-done:
-			return "", func() {}, fmt.Errorf("mosquitto ended at once; see %s", logf.Name())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			return "", func() {}, errors.New("mosquitto did not listen within 10s")
-		}
-	}
+	return addr, stop, nil
 }
 
 // throwawayTLS is a self-signed server certificate that also serves as the
