@@ -259,6 +259,13 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, read f
 		return true, fmt.Errorf("%s %s: %w", method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
+	// net/http may still hand over an answer that arrived after the deadline,
+	// such as one a server wrote because it saw the connection close when
+	// the transport gave up. Such an answer is not trusted: the request
+	// timed out, and a retry asks again.
+	if err := ctx.Err(); err != nil {
+		return true, fmt.Errorf("%s %s: %w", method, req.URL.Path, err)
+	}
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		if read == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
