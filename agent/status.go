@@ -144,8 +144,10 @@ type Status struct {
 	At        time.Time
 }
 
+// statusOf is a record's state now: a saved record the engine has sent is
+// "sent".
 func (a *Agent) statusOf(e store.Entry) Status {
-	s := Status{ID: e.ID, Seq: e.Seq, State: fromStore[e.State], Reference: e.Reference, Reason: e.Reason, Note: e.Note, At: e.UpdatedAt}
+	s := entryStatus(e)
 	if s.State == Saved {
 		a.mu.Lock()
 		if a.sent[e.ID] {
@@ -154,6 +156,11 @@ func (a *Agent) statusOf(e store.Entry) Status {
 		a.mu.Unlock()
 	}
 	return s
+}
+
+// entryStatus is the state a store entry records.
+func entryStatus(e store.Entry) Status {
+	return Status{ID: e.ID, Seq: e.Seq, State: fromStore[e.State], Reference: e.Reference, Reason: e.Reason, Note: e.Note, At: e.UpdatedAt}
 }
 
 // Status returns a record's state; store.ErrNotFound if the device does not
@@ -186,26 +193,33 @@ func (a *Agent) Watch() (<-chan Status, func()) {
 }
 
 // runWatch fans the store's state changes and the engine's "sent" events
-// out to the watchers.
+// out to the watchers. Each change reports its own state: a record's
+// "saved" stays "saved" even if the engine has sent it by the time the
+// change is fanned out, and its "sent" follows as an event of its own.
 func (a *Agent) runWatch(ctx context.Context) error {
 	defer a.unwatch()
-	entries := a.entries
 	for {
 		var s Status
+		// A store change goes first when both wait: the store publishes a
+		// capture's "saved" when it commits, before the engine is woken to
+		// send it.
 		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-entries:
+		case e, ok := <-a.entries:
 			if !ok {
 				return nil // the store is closing
 			}
-			s = a.statusOf(e)
-			if e.State != store.Saved {
-				a.mu.Lock()
-				delete(a.sent, e.ID)
-				a.mu.Unlock()
+			s = a.entryChange(e)
+		default:
+			select {
+			case <-ctx.Done():
+				return nil
+			case e, ok := <-a.entries:
+				if !ok {
+					return nil
+				}
+				s = a.entryChange(e)
+			case s = <-a.events:
 			}
-		case s = <-a.events:
 		}
 		a.mu.Lock()
 		for ch := range a.watchers {
@@ -224,6 +238,17 @@ func (a *Agent) runWatch(ctx context.Context) error {
 		}
 		a.mu.Unlock()
 	}
+}
+
+// entryChange is the status a store change reports. A record past "saved"
+// is no longer in flight.
+func (a *Agent) entryChange(e store.Entry) Status {
+	if e.State != store.Saved {
+		a.mu.Lock()
+		delete(a.sent, e.ID)
+		a.mu.Unlock()
+	}
+	return entryStatus(e)
 }
 
 // leveled filters a handler by a level that can change at run time.
