@@ -272,7 +272,11 @@ func startSimulators(ctx context.Context, dir string, log *slog.Logger) (kiosk.D
 	s.closers = append(s.closers, s.eid.Close)
 
 	dl := func(kind string) *slog.Logger { return log.With("peripheral", kind) }
-	cam := camera.NewMJPEG(s.camera.Endpoint(), camera.MJPEGOptions{Logger: dl("camera")})
+	// The simulated camera renders and encodes each 5-megapixel frame in
+	// software: about 0.35 s, but 2 s under the race detector and more on a
+	// loaded machine, where a real camera's first frame is there well
+	// within the driver's default wait.
+	cam := camera.NewMJPEG(s.camera.Endpoint(), camera.MJPEGOptions{FrameTimeout: 30 * time.Second, Logger: dl("camera")})
 	s.closers = append(s.closers, cam.Stop)
 	scanner, err := fingerprint.Open(ctx, s.finger.Endpoint(), fingerprint.Options{Logger: dl("fingerprint")})
 	if err != nil {
