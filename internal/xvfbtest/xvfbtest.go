@@ -215,6 +215,30 @@ func Await(ctx context.Context, display string, drawn func(image.Image) bool) (i
 	}
 }
 
+// OutEnv names, in the environment of a child that Shoot starts, the file
+// the child writes its screenshot to.
+const OutEnv = "KOGGE_UI_XVFB_OUT"
+
+// Shoot starts Xvfb with a screen of width×height pixels, runs the calling
+// test again as a child on it (RunChild) with OutEnv set to
+// ScreenshotPath(name), and returns the screenshot the child wrote there
+// and its path. It ends the test if the child fails or writes none.
+func Shoot(t *testing.T, width, height int, name string) (image.Image, string) {
+	t.Helper()
+	x := Start(t, width, height)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out := ScreenshotPath(t, name)
+	if b, err := x.RunChild(ctx, t.Name(), OutEnv+"="+out); err != nil {
+		t.Fatalf("GL child: %v\n%s", err, b)
+	}
+	img, err := LoadPNG(out)
+	if err != nil {
+		t.Fatalf("the child wrote no screenshot: %v", err)
+	}
+	return img, out
+}
+
 // ScreenshotPath is where a test keeps its screenshot name: in the
 // directory DirEnv names, or else in the test's temporary directory.
 func ScreenshotPath(tb testing.TB, name string) string {

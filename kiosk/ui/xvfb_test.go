@@ -25,13 +25,11 @@ import (
 	"github.com/kogge-fleet/kogge/kiosk/flow"
 )
 
-const outEnv = "KOGGE_UI_XVFB_OUT" // where the child writes its screenshot
-
 // TestMain runs the GL child on the main goroutine, which fyne's desktop
 // driver needs; otherwise it runs the tests as usual.
 func TestMain(m *testing.M) {
 	if xvfbtest.IsChild() {
-		if err := glChild(os.Getenv(outEnv)); err != nil {
+		if err := glChild(os.Getenv(xvfbtest.OutEnv)); err != nil {
 			fmt.Fprintln(os.Stderr, "xvfb child:", err)
 			os.Exit(1)
 		}
@@ -44,17 +42,7 @@ func TestMain(m *testing.M) {
 // real GL driver in a child process on it, and checks the screenshot the
 // child took of the welcome screen.
 func TestXvfbSmoke(t *testing.T) {
-	x := xvfbtest.Start(t, 1280, 800)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out := xvfbtest.ScreenshotPath(t, "kiosk-xvfb.png")
-	if b, err := x.RunChild(ctx, "TestXvfbSmoke", outEnv+"="+out); err != nil {
-		t.Fatalf("GL child: %v\n%s", err, b)
-	}
-	img, err := xvfbtest.LoadPNG(out)
-	if err != nil {
-		t.Fatalf("the child wrote no screenshot: %v", err)
-	}
+	img, out := xvfbtest.Shoot(t, 1280, 800, "kiosk-xvfb.png")
 	if !looksDrawn(img) {
 		t.Fatal("the screenshot does not show the welcome screen (no dark text and no blue button)")
 	}

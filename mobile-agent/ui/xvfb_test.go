@@ -27,14 +27,12 @@ import (
 	"github.com/kogge-fleet/kogge/internal/xvfbtest"
 )
 
-const outEnv = "KOGGE_UI_XVFB_OUT" // where the child writes its screenshot
-
 func init() { xvfbChild = runGLChild }
 
 // runGLChild is the GL child (see TestMain): it shows the UI with the
 // real driver, writes the screenshot and ends the process.
 func runGLChild() {
-	if err := glChild(os.Getenv(outEnv)); err != nil {
+	if err := glChild(os.Getenv(xvfbtest.OutEnv)); err != nil {
 		fmt.Fprintln(os.Stderr, "xvfb child:", err)
 		os.Exit(1)
 	}
@@ -46,17 +44,7 @@ func runGLChild() {
 // kogge-mobile --windowed shows it, and checks the screenshot the child
 // took of the first screen, the PIN login.
 func TestXvfbSmoke(t *testing.T) {
-	x := xvfbtest.Start(t, 1280, 1024)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out := xvfbtest.ScreenshotPath(t, "mobile-xvfb.png")
-	if b, err := x.RunChild(ctx, "TestXvfbSmoke", outEnv+"="+out); err != nil {
-		t.Fatalf("GL child: %v\n%s", err, b)
-	}
-	img, err := xvfbtest.LoadPNG(out)
-	if err != nil {
-		t.Fatalf("the child wrote no screenshot: %v", err)
-	}
+	img, out := xvfbtest.Shoot(t, 1280, 1024, "mobile-xvfb.png")
 	if err := loginDrawn(img); err != nil {
 		t.Fatalf("the screenshot %s does not show the login screen: %v", out, err)
 	}
