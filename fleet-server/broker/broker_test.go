@@ -20,6 +20,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/kogge-fleet/kogge/protocol"
 )
@@ -347,10 +348,8 @@ func TestCloseWhileClientsComeAndGo(t *testing.T) {
 		var acked atomic.Int64
 		var wg sync.WaitGroup
 		for w := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				id := fmt.Sprintf("dev-%d", w)
+			packet := connectPacket(t, fmt.Sprintf("dev-%d", w))
+			wg.Go(func() {
 				for i := 0; i < 10000; i++ {
 					select {
 					case <-stop:
@@ -362,13 +361,13 @@ func TestCloseWhileClientsComeAndGo(t *testing.T) {
 						return // the broker has closed
 					}
 					conn.SetDeadline(time.Now().Add(time.Second))
-					conn.Write(connectPacket(id))
+					conn.Write(packet)
 					if n, _ := io.ReadFull(conn, make([]byte, 4)); n == 4 { // CONNACK
 						acked.Add(1)
 					}
 					conn.Close()
 				}
-			}()
+			})
 		}
 		// Let the churn reach the broker before closing it.
 		eventually(t, "clients connecting", func() bool { return acked.Load() >= 16 })
@@ -385,12 +384,16 @@ func TestCloseWhileClientsComeAndGo(t *testing.T) {
 }
 
 // connectPacket is an MQTT 3.1.1 CONNECT with the client id as username.
-func connectPacket(id string) []byte {
-	var body []byte
-	str := func(s string) { body = append(body, byte(len(s)>>8), byte(len(s))); body = append(body, s...) }
-	str("MQTT")
-	body = append(body, 4, 0x82, 0, 30) // level 4; username, clean session; keepalive 30 s
-	str(id)
-	str(id)
-	return append([]byte{0x10, byte(len(body))}, body...)
+func connectPacket(t *testing.T, id string) []byte {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30,
+			ClientIdentifier: id, UsernameFlag: true, Username: []byte(id)},
+	}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
